@@ -1,0 +1,96 @@
+"""The ``stagelab`` command: the notebooks' instrument for terminals and CI.
+
+``stagelab doctor | bases | build | inspect | compare | report | clean``.
+Every subcommand prints one clear message (and the fix) instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import StagelabError
+
+
+# --- doctor ------------------------------------------------------------------------------
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1000
+    return f"{n}"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import engine
+
+    if args.fix:
+        try:
+            engine.start_engine()
+        except StagelabError as exc:
+            print(f"✗ {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # apt or dockerd failures
+            print(f"✗ could not bring up an engine: {exc}\n  fix: read the output above", file=sys.stderr)
+            return 1
+    diag = engine.diagnose()
+    print(f"engine address : {diag.address}")
+    if diag.reachable and not diag.problems:
+        print(f"engine         : ✓ Docker {diag.version} (API {diag.api_version}, {diag.os_arch}, {diag.storage_driver})")
+        print(f"builder        : {diag.builder}; BuildKit CLI: {diag.buildkit_cli or 'none'}")
+        print(f"free disk      : {_human(diag.free_bytes)} under {diag.root_dir}")
+    from .naming import namespace
+
+    print(f"namespace      : {namespace()}")
+    if not args.quick:
+        try:
+            from .profiles import active_profile, registry_answers
+
+            answers = registry_answers()
+            print(f"registry       : {'✓ answers' if answers else '✗ does not answer (offline profile will be used)'}")
+            prof = active_profile()
+            print(f"profile        : {prof.name} ({prof.reason})")
+        except ImportError:
+            pass
+    for message, fix in diag.warnings:
+        print(f"! {message}\n  fix: {fix}")
+    for message, fix in diag.problems:
+        print(f"✗ {message}" + (f"\n  fix: {fix}" if fix else ""), file=sys.stderr)
+    return 0 if diag.ok else 1
+
+
+# --- parser ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stagelab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="check the Docker engine, builder, disk and registry")
+    p.add_argument("--fix", action="store_true",
+                   help="install and start a Docker engine if none answers (Linux, root, apt)")
+    p.add_argument("--quick", action="store_true", help="skip the registry and profile checks")
+    p.set_defaults(func=cmd_doctor)
+
+    # Other subcommands register themselves below (one small block each).
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StagelabError as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,6 +63,71 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if diag.ok else 1
 
 
+# --- compare -----------------------------------------------------------------------------
+
+def _size_arg(text: str) -> int:
+    from .units import SizeParseError, parse_size
+
+    try:
+        return parse_size(text)
+    except SizeParseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ratio_arg(text: str) -> float:
+    try:
+        value = float(text.lower().rstrip("x"))
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (give how many times smaller, e.g. 10)")
+    return value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_images
+    from .inspect import ImageNotFound
+
+    try:
+        comp = compare_images(args.images, baseline=args.baseline, compressed=args.compressed)
+    except ImageNotFound as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 2
+    violations = comp.check(max_size=args.max_size, min_ratio=args.min_ratio)
+    if args.json:
+        print(comp.to_json(violations))
+    elif args.markdown:
+        print(comp.to_markdown())
+        for v in violations:
+            print(f"- ✗ {v}")
+    else:
+        print(comp.to_text())
+    for v in violations:
+        print(f"✗ {v}", file=sys.stderr)
+    if violations:
+        return 1
+    if args.max_size is not None or args.min_ratio is not None:
+        print("✓ all thresholds met", file=sys.stderr)
+    return 0
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare images against a baseline; CI thresholds exit 1")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="local image names or ids")
+    p.add_argument("--baseline", metavar="IMAGE",
+                   help="reference image for the ratios (default: the largest image)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable output (sizes in bytes)")
+    fmt.add_argument("--markdown", action="store_true", help="a Markdown table (e.g. a CI job summary)")
+    p.add_argument("--max-size", type=_size_arg, metavar="SIZE",
+                   help="fail (exit 1) if an image is larger, e.g. 20MB (decimal, as docker image ls)")
+    p.add_argument("--min-ratio", type=_ratio_arg, metavar="N",
+                   help="fail (exit 1) if an image is less than N times smaller than the baseline")
+    p.add_argument("--compressed", action="store_true",
+                   help="also measure the compressed (pull) size; slower")
+    p.set_defaults(func=cmd_compare)
+
+
 # --- parser ------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     # Other subcommands register themselves below (one small block each).
+    _add_compare_parser(sub)
     return parser
 
 

@@ -480,3 +480,35 @@ def compare(reports: Sequence[Any], baseline: Any = None) -> Comparison:
     if measured:
         comp.measured_at = max(measured)
     return comp
+
+
+def compare_images(
+    images: Sequence[str],
+    baseline: str | None = None,
+    *,
+    compressed: bool = False,
+    contents: bool = True,
+) -> Comparison:
+    """Inspect local images by name or id and compare them (``stagelab compare``, notebooks).
+
+    The baseline may be one of ``images`` (by the same name, ``app:variant`` or id) or
+    another image, which is then inspected too and shown first as the reference only.
+    Raises :class:`stagelab.inspect.ImageNotFound` for a name that is not a local image.
+    """
+    from . import inspect as inspect_mod
+
+    names = list(dict.fromkeys(images))
+    reports = [inspect_mod.inspect(name, contents=contents, compressed=compressed) for name in names]
+    if baseline is None:
+        return compare(reports)
+    if baseline in names:
+        return compare(reports, baseline=reports[names.index(baseline)])
+    try:
+        return compare(reports, baseline=baseline)   # app:variant, variant or id prefix of a listed image
+    except UnknownBaseline:
+        pass
+    base = inspect_mod.inspect(baseline, contents=contents, compressed=compressed)
+    for rep in reports:
+        if rep.image_id == base.image_id:
+            return compare(reports, baseline=rep)
+    return compare(reports, baseline=base)

@@ -216,3 +216,90 @@ def test_empty_is_an_error() -> None:
 def test_comparison_type(reports: list[ImageReport]) -> None:
     comp = compare(reports)
     assert isinstance(comp, Comparison) and len(comp) == 3 and str(comp) == comp.to_text()
+
+
+# --- the `stagelab compare` command (inspect replaced by fakes: no engine) ------------------
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch, reports: list[ImageReport]) -> list[str]:
+    """Make stagelab.inspect.inspect answer from the fake reports; returns the names asked for."""
+    import stagelab.inspect as inspect_mod
+
+    by_name = {r.ref: r for r in reports}
+    asked: list[str] = []
+
+    def fake_inspect(image: str, **kwargs: object) -> ImageReport:
+        asked.append(image)
+        assert kwargs.get("contents", True), "compare needs contents for the surface columns"
+        if image not in by_name:
+            raise inspect_mod.ImageNotFound(f"no local image named {image!r}", f"stagelab build ... or docker images")
+        return by_name[image]
+
+    monkeypatch.setattr(inspect_mod, "inspect", fake_inspect)
+    return asked
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from stagelab.cli import main
+
+    code = main(["compare", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_json_scratch_is_under_2_percent_of_single(fake_engine, reports, capsys) -> None:
+    single, _, scratch = (r.ref for r in reports)
+    code, out, err = _run(capsys, scratch, "--baseline", single, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert [i["variant"] for i in data["images"]] == ["single", "scratch"]
+    assert data["images"][1]["percent_of_baseline"] < 2 and data["ok"] is True
+
+
+def test_cli_max_size_passes_for_scratch_and_fails_for_single(fake_engine, reports, capsys) -> None:
+    single, _, scratch = (r.ref for r in reports)
+    code, out, err = _run(capsys, scratch, "--max-size", "20MB")
+    assert code == 0 and "all thresholds met" in err
+    code, out, err = _run(capsys, single, "--max-size", "20MB")
+    assert code == 1
+    assert single in err and "946 MB" in err and "--max-size 20 MB" in err
+
+
+def test_cli_min_ratio_says_which_image(fake_engine, reports, capsys) -> None:
+    single, alpine, scratch = (r.ref for r in reports)
+    code, out, err = _run(capsys, single, alpine, scratch, "--baseline", "go-server:single", "--min-ratio", "100")
+    assert code == 1
+    assert alpine in err and scratch not in err and "--min-ratio 100" in err
+    assert "baseline" in out  # the table still printed on stdout
+    code, *_ = _run(capsys, single, alpine, scratch, "--baseline", single, "--min-ratio", "10x")
+    assert code == 0
+
+
+def test_cli_markdown(fake_engine, reports, capsys) -> None:
+    code, out, err = _run(capsys, *(r.ref for r in reports), "--markdown", "--max-size", "20MB")
+    assert code == 1
+    assert out.count("\n|") >= 4 and "- ✗ " + reports[0].ref in out
+
+
+def test_cli_unknown_image_is_one_message_exit_2(fake_engine, reports, capsys) -> None:
+    code, out, err = _run(capsys, reports[2].ref, "stagelab/test/nope:latest")
+    assert code == 2
+    assert out == "" and "nope" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    code, out, err = _run(capsys, reports[2].ref, "--baseline", "stagelab/test/nope:latest")
+    assert code == 2 and "nope" in err
+
+
+def test_cli_bad_threshold_values_exit_2(fake_engine, reports, capsys) -> None:
+    from stagelab.cli import main
+
+    for argv in (["--max-size", "twenty"], ["--min-ratio", "-3"], ["--json", "--markdown"]):
+        with pytest.raises(SystemExit) as info:
+            main(["compare", reports[2].ref, *argv])
+        assert info.value.code == 2
+    assert "20MB" in capsys.readouterr().err
+
+
+def test_cli_baseline_by_other_name_of_a_listed_image_is_not_inspected_twice(fake_engine, reports, capsys) -> None:
+    code, out, _ = _run(capsys, reports[0].ref, reports[2].ref, "--baseline", reports[0].ref, "--json")
+    assert code == 0 and fake_engine == [reports[0].ref, reports[2].ref]
+    assert len(json.loads(out)["images"]) == 2

@@ -1,0 +1,53 @@
+"""The article's claims table: look-ups, measured rows from a fake engine, rendering."""
+from __future__ import annotations
+
+import docker.errors
+import pytest
+
+from stagelab import claims
+from stagelab.naming import PROFILE_LABEL, image_tag
+
+
+class _Image:
+    def __init__(self, size: int, profile: str) -> None:
+        self.attrs = {"Size": size, "Created": "2024-11-27T05:10:11.123456789Z",
+                      "Config": {"Labels": {PROFILE_LABEL: profile}}}
+
+
+class _Images:
+    def __init__(self, known: dict[str, _Image]) -> None:
+        self.known = known
+
+    def get(self, tag: str) -> _Image:
+        if tag not in self.known:
+            raise docker.errors.ImageNotFound(tag)
+        return self.known[tag]
+
+
+class _Client:
+    def __init__(self, known: dict[str, _Image]) -> None:
+        self.images = _Images(known)
+
+
+def test_the_four_article_sizes_are_listed() -> None:
+    keys = {(c.app, c.variant): c.article_size for c in claims.CLAIMS}
+    assert keys[("go-server", "single")] > keys[("go-server", "scratch")]
+    assert keys[("ts-server", "single")] > keys[("ts-server", "multi")]
+    assert claims.get_claim("multi", app="ts-server").key == "ts-multi"
+    with pytest.raises(KeyError):
+        claims.get_claim("nope")
+
+
+def test_measured_row_reads_size_profile_and_date_and_missing_images() -> None:
+    single = claims.get_claim("go-single")
+    client = _Client({image_tag("go-server", "single"): _Image(946_000_000, "offline")})
+    rows = claims.measure_claims(client)
+    got = {r.claim.key: r for r in rows}
+    assert got["go-single"].measured == 946_000_000
+    assert got["go-single"].profile == "offline"
+    assert got["go-single"].built == "2024-11-27 05:10 UTC"
+    assert got["go-single"].ratio == pytest.approx(946 / 823)
+    assert got["go-scratch"].measured is None and got["go-scratch"].measured_text == "not built yet"
+    md = claims.claims_markdown(rows)
+    assert single.article_text in md and "946" in md and "not built yet" in md
+    assert "href='01-the-single-stage-problem.html'" in claims.claims_html(rows, link_notebooks=True)

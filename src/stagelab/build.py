@@ -209,15 +209,16 @@ def parse_dockerfile(text: str) -> list[Instruction]:
             continue
         start = i + 1
         parts = [stripped]
-        while parts[-1].endswith(escape) and i + 1 < len(lines):
-            parts[-1] = parts[-1][:-1].rstrip()
+        continued = stripped.endswith(escape)
+        if continued:
+            parts[-1] = stripped[:-1].rstrip()
+        while continued and i + 1 < len(lines):
             i += 1
             nxt = lines[i].strip()
-            if nxt.startswith("#"):
+            if not nxt or nxt.startswith("#"):  # comments inside a continuation are dropped
                 continue
-            parts.append(nxt)
-        if parts[-1].endswith(escape):
-            parts[-1] = parts[-1][:-1].rstrip()
+            continued = nxt.endswith(escape)
+            parts.append(nxt[:-1].rstrip() if continued else nxt)
         joined = " ".join(p for p in parts if p)
         keyword, _, args = joined.partition(" ")
         out.append(Instruction(start, keyword.upper(), args.strip(), joined))
@@ -460,7 +461,6 @@ class ClassicLog:
         self._counted: dict[int, tuple[str, str]] = {}   # step -> (stage, instruction)
         self._cached: set[int] = set()
         self._buffer = ""
-        self._early_step = False
         self._new_steps: list[tuple[int, int, str]] = []
 
     @property
@@ -483,16 +483,7 @@ class ClassicLog:
             self._buffer += str(chunk["stream"])
             while "\n" in self._buffer:
                 line, self._buffer = self._buffer.split("\n", 1)
-                if self._early_step:  # the newline that belonged to an early "Step" line
-                    self._early_step = False
-                    if line == "":
-                        continue
                 new.append(line)
-            # a "Step N/M : ..." line arrives without its newline: show it at once
-            if re.match(r"^Step \d+/\d+ : ", self._buffer):
-                new.append(self._buffer)
-                self._buffer = ""
-                self._early_step = True
         if "status" in chunk and "progress" not in chunk:
             ident = f"{chunk['id']}: " if chunk.get("id") else ""
             new.append(f"{ident}{chunk['status']}")
@@ -914,11 +905,11 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
                 context=str(ctx), args=arg_values, dockerfile_text=text)
             raise fail(BuildFailed(message, fix, step=step, instruction=instruction, error=detail,
                                    tail=[f"ERROR: {detail}"], tag=tag, dockerfile=df_shown)) from None
-        raise fail(engine_stopped(parsed.step, parsed.steps_total, parsed.instruction, detail,
+        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction, detail,
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
             json.JSONDecodeError, OSError) as exc:
-        raise fail(engine_stopped(parsed.step, parsed.steps_total, parsed.instruction, str(exc),
+        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction, str(exc),
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     finally:
         context_file.close()
@@ -933,7 +924,7 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
             found = ""
         image_id = found if found.split(":", 1)[-1].startswith(parsed.short_id) else None
     if image_id is None:  # the stream ended before "Successfully built": the engine went away
-        raise fail(engine_stopped(parsed.step, parsed.steps_total, parsed.instruction,
+        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction,
                                   "the build log ended before the build finished",
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     prog.close(f"{tag} built, {parsed.steps_cached} of {parsed.steps_total} steps cached")

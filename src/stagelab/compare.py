@@ -394,6 +394,26 @@ def _matches(r: Row, key: str) -> bool:
 
 # --- building a comparison ---------------------------------------------------------------
 
+def display_name(report: Any) -> str:
+    """``go-server:scratch`` for a lab image (from its labels), else the reference or short id.
+
+    The one name used for an image in tables, plots and widgets.
+    """
+    labels = _get(report, "labels") or {}
+    app, variant = labels.get(APP_LABEL), labels.get(VARIANT_LABEL)
+    if app and variant:
+        return f"{app}:{variant}"
+    ref = _get(report, "ref")
+    if ref:
+        return str(ref)
+    return str(_get(report, "image_id") or "?").removeprefix("sha256:")[:12]
+
+
+def profile_of(report: Any) -> str | None:
+    """The base-image profile an image was built with (``offline``/``upstream``), if known."""
+    return _get(report, "profile") or (_get(report, "labels") or {}).get(PROFILE_LABEL)
+
+
 def report_row_fields(report: Any) -> dict[str, Any]:
     """The per-image fields of a row (everything but the ratios), read from an ImageReport."""
     labels = _get(report, "labels") or {}
@@ -409,7 +429,7 @@ def report_row_fields(report: Any) -> dict[str, Any]:
         "image_id": str(_get(report, "image_id") or ""),
         "app": labels.get(APP_LABEL),
         "variant": labels.get(VARIANT_LABEL),
-        "profile": _get(report, "profile") or labels.get(PROFILE_LABEL),
+        "profile": profile_of(report),
         "size": int(_get(report, "size") or 0),
         "compressed_size": _get(report, "compressed_size"),
         "layers": len(layers) if not isinstance(layers, int) else layers,

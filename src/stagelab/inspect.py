@@ -5,26 +5,38 @@ Used by every notebook that measures an image (01-08), by ``stagelab.compare``,
 
 ``inspect(image)`` asks the engine for the image's attributes and history, then streams
 ``docker save`` through :mod:`stagelab.layers` (no temp file) to get the final file tree.
+The tree feeds the summaries (by directory, largest files, categories) and the
+surface (shell, package managers, compilers, executables, setuid files, OS packages).
 """
 from __future__ import annotations
 
+import heapq
 import html
+import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from .errors import StagelabError
-from .layers import ExportStreamError, FileEntry  # re-exported: the nodes of ImageReport.files
+from .layers import ExportContents, ExportStreamError, FileEntry  # FileEntry re-exported: the tree's nodes
+from .naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
 from .units import human_size
 
 __all__ = [
     "CATEGORIES",
+    "COMPRESSED_LABEL",
     "ExportStreamError",
     "FileEntry",
     "ImageNotFound",
     "ImageReport",
     "LayerInfo",
     "Surface",
+    "UNCOMPRESSED_LABEL",
     "inspect",
+    "report_from_export",
 ]
 
 #: Category names returned by ``ImageReport.categories()``, in display order.
@@ -60,13 +72,18 @@ class LayerInfo:
     @property
     def instruction(self) -> str:
         """``created_by`` without the classic builder's ``/bin/sh -c #(nop)`` noise."""
-        text = self.created_by.strip()
+        text = " ".join(self.created_by.split())
         for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c #(nop)"):
             if text.startswith(prefix):
                 return text[len(prefix):].strip()
         if text.startswith("/bin/sh -c "):
             return "RUN " + text[len("/bin/sh -c "):]
         return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "size": self.size, "created_by": self.created_by,
+                "instruction": self.instruction, "files": self.files, "wasted": self.wasted,
+                "digest": self.digest, "compressed_size": self.compressed_size}
 
 
 @dataclass
@@ -103,6 +120,107 @@ class Surface:
         }
 
 
+# --- classification rules (categories) -----------------------------------------------------
+
+_GO = ("/usr/local/go/", "/root/go/", "/go/pkg/", "/root/.cache/go-build/", "/usr/lib/go-", "/usr/share/go-")
+_NODE = ("/usr/local/lib/node_modules/npm/", "/usr/local/lib/node_modules/corepack/",
+         "/usr/local/include/node/", "/nodejs/", "/opt/yarn-", "/usr/local/share/doc/node/",
+         "/usr/local/share/systemtap/tapset/node")
+_NODE_FILES = frozenset({"/usr/local/bin/node", "/usr/local/bin/nodejs", "/usr/bin/node", "/usr/bin/nodejs",
+                         "/usr/local/bin/npm", "/usr/local/bin/npx", "/usr/local/bin/corepack",
+                         "/usr/local/bin/yarn", "/usr/local/bin/yarnpkg", "/usr/local/bin/docker-entrypoint.sh"})
+_CACHES = ("/var/lib/apt/lists/", "/var/cache/", "/root/.npm/", "/root/.cache/", "/usr/local/share/.cache/",
+           "/root/.yarn/", "/root/.local/share/pnpm/", "/tmp/npm-", "/var/lib/apk/", "/etc/apk/cache/")
+_HOME_CACHES = re.compile(r"^/home/[^/]+/\.(npm|cache|yarn)/")
+_DOCS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/", "/usr/lib/locale/",
+         "/usr/share/i18n/", "/usr/share/doc-base/", "/usr/share/lintian/", "/usr/share/linda/",
+         "/usr/local/share/man/", "/usr/local/share/doc/", "/usr/share/gtk-doc/", "/usr/share/help/",
+         "/usr/share/groff/", "/usr/share/common-licenses/")
+_BUILD_DIRS = ("/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/gcc-cross/", "/usr/include/", "/usr/local/include/",
+               "/usr/lib/git-core/", "/usr/share/git-core/", "/usr/lib/bfd-plugins/", "/usr/share/gcc/",
+               "/usr/share/gdb/", "/usr/lib/llvm-", "/usr/lib/clang/", "/usr/share/perl5/Git", "/usr/share/make/")
+_BUILD_TOOLS = frozenset({
+    "gcc", "cc", "c++", "g++", "cpp", "c89", "c99", "c89-gcc", "c99-gcc", "as", "ld", "ld.bfd", "ld.gold", "gold",
+    "ar", "nm", "objdump", "objcopy", "ranlib", "readelf", "strip", "size", "strings", "addr2line",
+    "c++filt", "elfedit", "gprof", "gprofng", "make", "gmake", "git", "clang", "tcc", "dwp", "lto-dump",
+    "gcov", "gcov-dump", "gcov-tool", "gcc-ar", "gcc-nm", "gcc-ranlib", "cmake", "ninja", "pkg-config",
+    "pkgconf", "autoconf", "automake", "libtool", "bison", "flex", "m4", "patch", "dpkg-buildpackage",
+    "scalar", "git-shell", "git-receive-pack", "git-upload-pack", "git-upload-archive", "gitk",
+})
+_BUILD_PREFIXES = ("gcc-", "g++-", "cpp-", "gcov-", "clang-", "lto-dump-", "x86_64-linux-gnu-",
+                   "aarch64-linux-gnu-", "arm-linux-gnueabihf-", "git-")
+_BUILD_LIBS = ("libbfd", "libopcodes", "libctf", "libgprofng", "libsframe", "libasan", "liblsan", "libtsan",
+               "libubsan", "libhwasan", "libitm", "libcc1", "libisl", "libmpc", "libmpfr", "libquadmath",
+               "libgomp", "libatomic")
+_BIN_DIRS = ("/usr/bin/", "/bin/", "/usr/local/bin/", "/usr/sbin/", "/sbin/")
+_OS = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/", "/etc/", "/var/", "/run/",
+       "/boot/", "/srv/", "/opt/", "/root/")
+
+_SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/dash", "/bin/zsh", "/usr/bin/bash", "/usr/bin/sh")
+_DEFAULT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+_PACKAGE_MANAGERS = {"apt": ("apt-get", "apt"), "dpkg": ("dpkg",), "apk": ("apk",), "npm": ("npm",),
+                     "yarn": ("yarn", "yarnpkg"), "pip": ("pip", "pip3")}
+_COMPILERS = {"gcc": ("gcc",), "cc": ("cc",), "go": ("go",), "tsc": ("tsc",), "clang": ("clang",)}
+_NPM_CLI = "/usr/local/lib/node_modules/npm/bin/npm-cli.js"
+
+
+def _lock_key(path: str) -> str | None:
+    """``/app/node_modules/@s/a/node_modules/b/x.js`` -> ``node_modules/@s/a/node_modules/b``."""
+    cut = path.find("/node_modules/")
+    if cut < 0:
+        return None
+    parts = path[cut + 1:].split("/")
+    key: list[str] = []
+    i = 0
+    while i + 1 < len(parts) and parts[i] == "node_modules":
+        name = parts[i + 1]
+        if name.startswith("@"):
+            if i + 2 >= len(parts):
+                break
+            key += ["node_modules", name, parts[i + 2]]
+            i += 3
+        else:
+            if name.startswith("."):
+                break   # .bin, .package-lock.json
+            key += ["node_modules", name]
+            i += 2
+    return "/".join(key) if key else None
+
+
+def parse_lockfile(data: bytes | str | dict) -> dict[str, bool]:
+    """package-lock.json -> {``node_modules/<pkg>``: dev-only?} (lockfile v1, v2 and v3)."""
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, bool] = {}
+    packages = data.get("packages")
+    if isinstance(packages, dict):
+        for key, meta in packages.items():
+            if key and isinstance(meta, dict) and "node_modules/" in key:
+                key = key[key.find("node_modules/"):]
+                out[key] = bool(meta.get("dev") or meta.get("devOptional") and not meta.get("optional"))
+        return out
+
+    def walk(deps: dict, prefix: str) -> None:   # lockfile v1
+        for name, meta in deps.items():
+            if not isinstance(meta, dict):
+                continue
+            key = f"{prefix}node_modules/{name}"
+            out[key] = bool(meta.get("dev"))
+            if isinstance(meta.get("dependencies"), dict):
+                walk(meta["dependencies"], key + "/")
+
+    if isinstance(data.get("dependencies"), dict):
+        walk(data["dependencies"], "")
+    return out
+
+
+# --- the report -------------------------------------------------------------------------------
+
 @dataclass
 class ImageReport:
     """Everything measured about one image; ``_repr_html_`` is a short summary table.
@@ -128,8 +246,8 @@ class ImageReport:
     workdir: str = ""
     profile: str | None = None               # label org.stagelab.profile
     surface: Surface = field(default_factory=Surface)
-    files: dict[str, FileEntry] = field(default_factory=dict)   # final tree; empty without contents
-    history: list[str] = field(default_factory=list)   # every history entry's created_by, oldest first
+    files: dict[str, FileEntry] = field(default_factory=dict, repr=False)   # final tree; empty without contents
+    history: list[str] = field(default_factory=list, repr=False)   # every history entry's created_by, oldest first
     created: str = ""
     architecture: str = ""
     os: str = ""
@@ -137,6 +255,7 @@ class ImageReport:
     contents: bool = True                     # False: files, by_directory, largest, categories are empty
     app_paths: tuple[str, ...] = ()           # paths counted as "the app" (WORKDIR, the app's binary)
     lock_packages: dict[str, bool] = field(default_factory=dict, repr=False)  # lockfile key -> dev
+    secret: str | None = field(default=None, repr=False)   # the string searched for (secret_hits)
 
     # --- derived numbers ----------------------------------------------------------------
 
@@ -151,6 +270,18 @@ class ImageReport:
         return self.ref or self.image_id.removeprefix("sha256:")[:12]
 
     @property
+    def short_id(self) -> str:
+        return self.image_id.removeprefix("sha256:")[:12]
+
+    @property
+    def app(self) -> str | None:
+        return self.labels.get(APP_LABEL)
+
+    @property
+    def variant(self) -> str | None:
+        return self.labels.get(VARIANT_LABEL)
+
+    @property
     def config(self) -> dict[str, Any]:
         """The run configuration as a plain dict (user, entrypoint, cmd, ports, env, labels, workdir)."""
         return {
@@ -159,36 +290,502 @@ class ImageReport:
             "labels": dict(self.labels), "workdir": self.workdir,
         }
 
+    # --- the tree -----------------------------------------------------------------------
+
     def file(self, path: str) -> FileEntry | None:
         """The final-tree entry at ``path`` (exact path, symlinks not followed), or None."""
-        raise NotImplementedError
+        return self.files.get(_clean(path))
+
+    def resolve(self, path: str, *, max_links: int = 40) -> FileEntry | None:
+        """The entry ``path`` leads to, following symlinks in every component (``/bin/sh`` on merged-/usr)."""
+        return _resolve(self.files, path, max_links=max_links)[1]
+
+    def which(self, name: str) -> str | None:
+        """Like ``which NAME`` inside the image: the first PATH entry that resolves to an executable."""
+        dirs = [d for d in self.env.get("PATH", "").split(":") if d.startswith("/")]
+        for d in list(dirs) + [d for d in _DEFAULT_PATH if d not in dirs]:
+            path = d.rstrip("/") + "/" + name
+            entry = self.resolve(path)
+            if entry is not None and entry.is_regular and entry.mode & 0o111:
+                return path
+        return None
+
+    def _regular(self) -> Iterable[FileEntry]:
+        return (e for e in self.files.values() if e.size > 0 and e.type in ("file", "hardlink"))
 
     def by_directory(self, depth: int = 2) -> list[tuple[str, int]]:
-        """Bytes per directory cut at ``depth`` path components, largest first."""
-        raise NotImplementedError
+        """Bytes per directory cut at ``depth`` path components, largest first.
+
+        A file shallower than ``depth`` is its own row (``/server`` for a scratch image).
+        """
+        depth = max(1, int(depth))
+        totals: dict[str, int] = {}
+        for entry in self._regular():
+            parts = entry.path.split("/", depth + 1)   # ['', a, b, ...]
+            key = "/".join(parts[: depth + 1])
+            totals[key] = totals.get(key, 0) + entry.size
+        return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def largest(self, n: int = 10) -> list[FileEntry]:
         """The ``n`` largest files of the final tree, largest first."""
-        raise NotImplementedError
+        return heapq.nlargest(max(0, int(n)), self._regular(), key=lambda e: (e.size, e.path))
+
+    def category(self, path: str) -> str:
+        """The category (one of ``CATEGORIES``) a final-tree path counts under."""
+        return self._classifier()(_clean(path))
 
     def categories(self) -> dict[str, int]:
         """Bytes per category (keys from ``CATEGORIES``, all present, zeros included)."""
-        raise NotImplementedError
+        totals = dict.fromkeys(CATEGORIES, 0)
+        classify = self._classifier()
+        for entry in self._regular():
+            totals[classify(entry.path)] += entry.size
+        return totals
 
-    def to_dict(self, *, files: bool = False) -> dict[str, Any]:
+    def files_in(self, category: str) -> list[FileEntry]:
+        """The files of one category, largest first (notebook 04 lists the dev-only packages)."""
+        classify = self._classifier()
+        return sorted((e for e in self._regular() if classify(e.path) == category), key=lambda e: -e.size)
+
+    def _classifier(self):
+        apps = tuple(p.rstrip("/") for p in self.app_paths if p and p.rstrip("/"))
+        lock = self.lock_packages
+
+        def classify(path: str) -> str:
+            if "/node_modules/" in path:
+                if path.startswith(_NODE):
+                    return "Node.js runtime"
+                key = _lock_key(path)
+                while key:
+                    dev = lock.get(key)
+                    if dev is not None:
+                        return "node_modules (dev-only)" if dev else "node_modules (production)"
+                    cut = key.rfind("/node_modules/")
+                    key = key[:cut] if cut > 0 else None
+                return "node_modules (production)"
+            if path.startswith(_GO):
+                return "Go toolchain"
+            if path in _NODE_FILES or path.startswith(_NODE):
+                return "Node.js runtime"
+            for a in apps:
+                if path == a or path.startswith(a + "/"):
+                    return "the app"
+            if path.startswith(_CACHES) or _HOME_CACHES.match(path):
+                return "package manager caches and lists"
+            if path.startswith(_DOCS):
+                return "docs, man pages, locales"
+            if path.startswith(_BUILD_DIRS):
+                return "compilers and build tools"
+            slash = path.rfind("/")
+            base = path[slash + 1:]
+            if path.startswith(_BIN_DIRS) and (base in _BUILD_TOOLS or base.startswith(_BUILD_PREFIXES)):
+                return "compilers and build tools"
+            if "/lib" in path[:slash + 1] and path.startswith(("/usr/lib/", "/lib/")):
+                if base.startswith(_BUILD_LIBS) or base.endswith((".a", ".o")):
+                    return "compilers and build tools"
+            if path.startswith(_OS):
+                return "OS libraries and files"
+            return "other"
+
+        return classify
+
+    # --- output -------------------------------------------------------------------------
+
+    def to_dict(self, *, files: bool = False, depth: int = 2, top: int = 10) -> dict[str, Any]:
         """A JSON-ready dict (``stagelab inspect --json``); ``files=True`` adds the whole tree."""
-        raise NotImplementedError
+        out: dict[str, Any] = {
+            "ref": self.ref, "image_id": self.image_id,
+            "size": self.size, "size_label": UNCOMPRESSED_LABEL,
+            "size_from_layers": self.size_from_layers,
+            "compressed_size": self.compressed_size, "compressed_label": COMPRESSED_LABEL,
+            "wasted": self.wasted if self.contents else None,
+            "profile": self.profile, "created": self.created,
+            "architecture": self.architecture, "os": self.os,
+            "export_format": self.export_format, "contents": self.contents,
+            "config": self.config,
+            "layers": [layer.as_dict() for layer in self.layers],
+            "surface": self.surface.as_dict(),
+            "app_paths": list(self.app_paths),
+        }
+        if self.contents:
+            out["file_count"] = len(self.files)
+            out["categories"] = self.categories()
+            out["by_directory"] = [[p, n] for p, n in self.by_directory(depth)]
+            out["largest"] = [{"path": e.path, "size": e.size, "layer": e.layer} for e in self.largest(top)]
+        if files:
+            out["files"] = [
+                {"path": e.path, "size": e.size, "mode": e.mode, "uid": e.uid, "gid": e.gid,
+                 "type": e.type, "layer": e.layer, "linkname": e.linkname}
+                for e in sorted(self.files.values(), key=lambda e: e.path)
+            ]
+        return out
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        s = self.surface
+        rows = [("image", f"{self.name} ({self.short_id})"),
+                (f"size, {UNCOMPRESSED_LABEL}", human_size(self.size))]
+        if self.compressed_size is not None:
+            rows.append((f"size, {COMPRESSED_LABEL}", human_size(self.compressed_size)))
+        if self.size_from_layers is not None:
+            rows.append(("files in all layers (cross-check)", human_size(self.size_from_layers)))
+        wasted = f", {human_size(self.wasted)} wasted (deleted/overwritten later)" if self.contents and self.wasted else ""
+        rows.append(("layers", f"{len(self.layers)}{wasted}"))
+        if self.profile:
+            rows.append(("base-image profile", self.profile))
+        rows.append(("user", (self.user or "(root by default)") + (" — runs as root" if s.runs_as_root else "")))
+        rows.append(("entrypoint / cmd", f"{_cmd(self.entrypoint)} / {_cmd(self.cmd)}"))
+        if self.exposed_ports:
+            rows.append(("exposed ports", ", ".join(self.exposed_ports)))
+        if s.from_contents:
+            rows += [
+                ("files", f"{len(self.files):,}"),
+                ("shell", ", ".join(s.shells) if s.shells else "none"),
+                ("package managers", ", ".join(s.package_managers or []) or "none"),
+                ("compilers", ", ".join(s.compilers or []) or "none"),
+                ("executables", f"{s.executables:,}"),
+                ("setuid/setgid files", str(len(s.setuid or []))),
+                ("OS packages", "no package database" if s.os_packages is None
+                 else f"{s.os_packages:,} ({s.os_package_db})"),
+            ]
+        else:
+            rows.append(("contents", "not read (inspect(..., contents=True) to see files and surface)"))
+        if self.secret is not None:
+            rows.append(("secret found in", "; ".join(s.secret_hits) if s.secret_hits else "nowhere"))
+        return rows
 
     def as_text(self, *, depth: int = 2, top: int = 10) -> str:
         """A plain-text report for terminals and CI logs."""
-        raise NotImplementedError
+        rows = self._summary_rows()
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        lines += ["", "layers (bottom first):"]
+        for layer in self.layers:
+            extra = ""
+            if layer.files is not None:
+                extra = f"  {layer.files:>6,} files"
+            if layer.wasted:
+                extra += f"  {human_size(layer.wasted)} wasted"
+            if layer.compressed_size is not None:
+                extra += f"  {human_size(layer.compressed_size)} gz"
+            lines.append(f"  {layer.index:>3}  {human_size(layer.size):>9}{extra}  {_short(layer.instruction, 90)}")
+        if self.contents:
+            lines += ["", f"by directory (depth {depth}):"]
+            for path, n in self.by_directory(depth)[:max(top, 1) * 2]:
+                lines.append(f"  {human_size(n):>9}  {path}")
+            lines += ["", f"largest {top} files:"]
+            for e in self.largest(top):
+                lines.append(f"  {human_size(e.size):>9}  {e.path}  (layer {e.layer})")
+            lines += ["", "by category:"]
+            for name, n in self.categories().items():
+                if n:
+                    lines.append(f"  {human_size(n):>9}  {name}")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        raise NotImplementedError
+        rows = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._summary_rows()
+        )
+        return f"<table class='stagelab-report'>{rows}</table>"
 
+    def __repr__(self) -> str:
+        return (f"ImageReport(ref={self.ref!r}, id={self.short_id}, size={self.size:,} "
+                f"({human_size(self.size)}), layers={len(self.layers)}, files={len(self.files):,})")
+
+
+def _cmd(value: list[str] | None) -> str:
+    if not value:
+        return "–"
+    return json.dumps(value)
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _clean(path: str) -> str:
+    path = "/" + str(path).strip().strip("/")
+    while "//" in path:
+        path = path.replace("//", "/")
+    return path
+
+
+def _resolve(tree: dict[str, FileEntry], path: str, *, max_links: int = 40) -> tuple[str, FileEntry | None]:
+    """Follow symlinks component by component (absolute targets from the image root)."""
+    pending = [p for p in _clean(path).split("/") if p]
+    done: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        current = "/" + "/".join(done + [part])
+        entry = tree.get(current)
+        if entry is not None and entry.type == "symlink":
+            links += 1
+            if links > max_links:
+                return current, None
+            target = entry.linkname
+            pending = [p for p in target.split("/") if p] + pending
+            if target.startswith("/"):
+                done = []
+            continue
+        done.append(part)   # a missing entry may be an implicit directory: the final lookup decides
+    final = "/" + "/".join(done)
+    return final, tree.get(final)
+
+
+# --- building a report --------------------------------------------------------------------
 
 class ImageNotFound(StagelabError):
     """The image name or id is not a local image (the message names it and how to get it)."""
+
+
+def _not_found(image: str, detail: str = "") -> ImageNotFound:
+    m = re.match(r"^stagelab/(?:[^/]+/)?([^/:]+):([^/:]+)$", image)
+    if m:
+        fix = f"stagelab build {m.group(1)} {m.group(2)}   (list what is there: docker images 'stagelab/*')"
+    elif image.startswith("stagelab-offline/"):
+        fix = "stagelab bases prepare   (list what is there: docker images 'stagelab-offline/*')"
+    else:
+        fix = f"docker images   (to list local images), or build it: docker build -t {image} ."
+    return ImageNotFound(f"No local image named {image!r}{detail}.", fix=fix)
+
+
+def _user_is_root(user: str, passwd: bytes | None) -> bool:
+    name = (user or "").split(":")[0].strip()
+    if name in ("", "0", "root"):
+        return True
+    if name.isdigit():
+        return False
+    if passwd:
+        for line in passwd.decode(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[0] == name:
+                return fields[2].strip() == "0"
+    return False
+
+
+def _count_os_packages(small: dict[str, bytes]) -> tuple[int | None, str | None]:
+    status = small.get("/var/lib/dpkg/status")
+    status_d = [v for k, v in small.items() if k.startswith("/var/lib/dpkg/status.d/")]
+    if status is not None or status_d:
+        count = 0
+        if status is not None:
+            for stanza in re.split(rb"\n\s*\n", status):
+                m = re.search(rb"^Status:\s*(.*)$", stanza, re.M)
+                if m and m.group(1).strip().endswith(b" installed") and b"not-installed" not in m.group(1):
+                    count += 1
+        for data in status_d:
+            count += len(re.findall(rb"^Package:", data, re.M))
+        return count, "dpkg"
+    apk = small.get("/lib/apk/db/installed")
+    if apk is not None:
+        return len(re.findall(rb"^P:", apk, re.M)), "apk"
+    return None, None
+
+
+def _surface(report: ImageReport, small: dict[str, bytes], file_hits: list[str]) -> Surface:
+    tree = report.files
+    shells: list[str] = []
+    for path in _SHELLS:
+        entry = report.resolve(path)
+        if entry is None or not entry.is_regular or not entry.mode & 0o111:
+            continue
+        if path.startswith("/usr/bin/") and "/bin/" + path[len("/usr/bin/"):] in shells:
+            continue   # merged /usr: /usr/bin/bash is /bin/bash
+        shells.append(path)
+    busybox = report.which("busybox")
+    if busybox:
+        shells.append(busybox)
+    managers = [name for name, cmds in _PACKAGE_MANAGERS.items() if any(report.which(c) for c in cmds)]
+    if "npm" not in managers and report.resolve(_NPM_CLI) is not None:
+        managers.append("npm")
+    compilers = [name for name, cmds in _COMPILERS.items() if any(report.which(c) for c in cmds)]
+    if "go" not in compilers and (report.resolve("/usr/local/go/bin/go") or report.resolve("/usr/lib/go/bin/go")):
+        compilers.append("go")
+    if "tsc" not in compilers and any(
+            p.endswith(("/node_modules/.bin/tsc", "/node_modules/typescript/bin/tsc")) for p in tree):
+        compilers.append("tsc")
+    executables = sum(1 for e in tree.values() if e.type in ("file", "hardlink") and e.mode & 0o111)
+    setuid = sorted(e.path for e in tree.values() if e.type in ("file", "hardlink") and e.mode & 0o6000)
+    os_packages, db = _count_os_packages(small)
+    return Surface(
+        shell=shells[0] if shells else None, shells=shells, package_managers=managers,
+        compilers=[c for c in _COMPILERS if c in compilers], executables=executables, setuid=setuid,
+        os_packages=os_packages, os_package_db=db,
+        runs_as_root=_user_is_root(report.user, small.get("/etc/passwd")),
+        secret_hits=list(file_hits), from_contents=True,
+    )
+
+
+def _config_secret_hits(secret: str, history: Sequence[str], env: dict[str, str],
+                        labels: dict[str, str]) -> list[str]:
+    hits = []
+    for i, created_by in enumerate(history):
+        if secret in created_by:
+            hits.append(f"history[{i}]: {_short(' '.join(created_by.split()), 120)}")
+    hits += [f"env: {k}" for k, v in env.items() if secret in v or secret in k]
+    hits += [f"label: {k}" for k, v in labels.items() if secret in v or secret in k]
+    return hits
+
+
+_EMPTY_INSTRUCTIONS = {"ENV", "CMD", "ENTRYPOINT", "LABEL", "EXPOSE", "USER", "ARG", "VOLUME",
+                       "STOPSIGNAL", "HEALTHCHECK", "SHELL", "ONBUILD", "MAINTAINER"}
+
+
+def _layer_history(api_history: list[dict], n_layers: int) -> list[dict] | None:
+    """Pick the API history entries (oldest first) that made a layer; None when unsure."""
+    entries = list(reversed(api_history or []))
+    sized = [e for e in entries if (e.get("Size") or 0) > 0]
+    if len(sized) == n_layers:
+        return sized
+
+    def makes_layer(entry: dict) -> bool:
+        text = " ".join((entry.get("CreatedBy") or "").split())
+        if "#(nop)" in text:
+            return bool(re.search(r"#\(nop\)\s*(ADD|COPY)\b", text))
+        word = text.split(" ", 1)[0].upper() if text else ""
+        return word not in _EMPTY_INSTRUCTIONS
+
+    made = [e for e in entries if makes_layer(e)]
+    return made if len(made) == n_layers else None
+
+
+def _app_paths(labels: dict[str, str], workdir: str) -> tuple[str, ...]:
+    paths = []
+    if workdir and workdir.strip("/"):
+        paths.append(_clean(workdir))
+    app = labels.get(APP_LABEL)
+    if app:
+        try:
+            from . import variants  # the app's main artefact from variants.toml
+
+            binary = variants.load_app(app).binary
+            if binary:
+                paths.append(_clean(binary))
+        except Exception:
+            pass
+    return tuple(dict.fromkeys(paths))
+
+
+def _find_lockfile(labels: dict[str, str], small: dict[str, bytes], app_paths: Sequence[str]) -> dict[str, bool]:
+    app = labels.get(APP_LABEL)
+    if app:
+        try:
+            from .naming import repo_root
+
+            candidate = repo_root() / "apps" / app / "package-lock.json"
+            if candidate.is_file():
+                return parse_lockfile(candidate.read_bytes())
+        except Exception:
+            pass
+    # the image's own lockfiles: under the app first, then npm's hidden one in node_modules
+    for root in list(app_paths) + [""]:
+        for name in (f"{root}/package-lock.json", f"{root}/node_modules/.package-lock.json"):
+            if name in small:
+                parsed = parse_lockfile(small[name])
+                if parsed:
+                    return parsed
+    for name, data in small.items():
+        if name.endswith("package-lock.json"):
+            parsed = parse_lockfile(data)
+            if parsed:
+                return parsed
+    return {}
+
+
+def _env_dict(env: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env or []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def report_from_export(
+    export: ExportContents | None,
+    attrs: dict,
+    api_history: list[dict] | None = None,
+    *,
+    ref: str | None = None,
+    lockfile: str | PathLike | bytes | dict | None = None,
+    secret: str | None = None,
+    app_paths: Sequence[str] | None = None,
+) -> ImageReport:
+    """Assemble an :class:`ImageReport` from the engine's image attributes (``docker inspect``),
+    its history and, when read, the export's contents. No engine calls (unit-testable)."""
+    cfg = attrs.get("Config") or {}
+    labels = dict(cfg.get("Labels") or {})
+    env = _env_dict(cfg.get("Env"))
+    workdir = cfg.get("WorkingDir") or ""
+    tags = attrs.get("RepoTags") or []
+    ref = ref or (tags[0] if tags else attrs.get("Id", ""))
+    n_layers = len((attrs.get("RootFS") or {}).get("Layers") or []) if export is None else len(export.layers)
+
+    if export is not None:
+        history_texts = [h.get("created_by", "") for h in export.history]
+        layers = [LayerInfo(index=st.index, size=st.size, created_by=st.created_by, files=st.files,
+                            wasted=st.wasted, digest=st.digest, compressed_size=st.compressed_size)
+                  for st in export.layers]
+        if not any(layer.created_by for layer in layers):
+            picked = _layer_history(api_history or [], len(layers))
+            if picked:
+                for layer, entry in zip(layers, picked):
+                    layer.created_by = entry.get("CreatedBy") or ""
+    else:
+        history_texts = [e.get("CreatedBy") or "" for e in reversed(api_history or [])]
+        diff_ids = (attrs.get("RootFS") or {}).get("Layers") or []
+        picked = _layer_history(api_history or [], n_layers)
+        layers = []
+        for i in range(n_layers):
+            entry = picked[i] if picked else {}
+            layers.append(LayerInfo(index=i, size=int(entry.get("Size") or 0), created_by=entry.get("CreatedBy") or "",
+                                    digest=diff_ids[i] if i < len(diff_ids) else ""))
+
+    paths = tuple(_clean(p) for p in app_paths) if app_paths is not None else _app_paths(labels, workdir)
+    small = export.small_files if export is not None else {}
+    if isinstance(lockfile, dict):
+        lock = {str(k): bool(v) for k, v in lockfile.items()} if all(
+            isinstance(v, bool) for v in lockfile.values()) else parse_lockfile(lockfile)
+    elif isinstance(lockfile, bytes):
+        lock = parse_lockfile(lockfile)
+    elif lockfile is not None:
+        path = Path(lockfile)
+        if not path.is_file():
+            raise StagelabError(f"lockfile {str(path)!r} not found.",
+                                fix="pass the app's package-lock.json, e.g. apps/ts-server/package-lock.json")
+        lock = parse_lockfile(path.read_bytes())
+    else:
+        lock = _find_lockfile(labels, small, paths) if export is not None else {}
+
+    compressed = None
+    if export is not None and export.layers and all(st.compressed_size is not None for st in export.layers):
+        compressed = sum(st.compressed_size or 0 for st in export.layers)
+
+    report = ImageReport(
+        ref=ref, image_id=attrs.get("Id", ""), size=int(attrs.get("Size") or 0), layers=layers,
+        size_from_layers=export.size if export is not None else None, compressed_size=compressed,
+        user=cfg.get("User") or "", entrypoint=cfg.get("Entrypoint"), cmd=cfg.get("Cmd"),
+        exposed_ports=sorted((cfg.get("ExposedPorts") or {}).keys()), env=env, labels=labels,
+        workdir=workdir, profile=labels.get(PROFILE_LABEL),
+        files=export.tree if export is not None else {}, history=history_texts,
+        created=attrs.get("Created", ""), architecture=attrs.get("Architecture", ""), os=attrs.get("Os", ""),
+        export_format=export.format if export is not None else None, contents=export is not None,
+        app_paths=paths, lock_packages=lock, secret=secret,
+    )
+    config_hits = _config_secret_hits(secret, history_texts, env, labels) if secret else []
+    if export is not None:
+        report.surface = _surface(report, small, list(export.secret_hits) + config_hits)
+    else:
+        report.surface = Surface(runs_as_root=_user_is_root(report.user, None), secret_hits=config_hits,
+                                 from_contents=False)
+    return report
 
 
 def inspect(
@@ -196,18 +793,49 @@ def inspect(
     *,
     contents: bool = True,
     compressed: bool = False,
-    lockfile: str | None = None,
+    lockfile: str | PathLike | None = None,
     secret: str | None = None,
-    app_paths: tuple[str, ...] | list[str] | None = None,
+    app_paths: Sequence[str] | None = None,
+    client=None,
 ) -> ImageReport:
     """Measure ``image`` (a tag or id of a local image) and return its :class:`ImageReport`.
 
     ``contents`` streams the export to read the file tree (files, categories, surface);
-    ``compressed`` also gzips each layer (level 6, like ``docker push``) to get the pull size;
+    ``compressed`` also gzips each layer (level 6, like ``docker push``) to get the pull size
+    (it reads the export, so it implies ``contents``);
     ``lockfile`` is the app's package-lock.json (splits node_modules into production and
-    dev-only); ``secret`` is searched in every file, the history, env and labels;
+    dev-only; default for lab images: ``apps/<app>/package-lock.json``, else the image's own);
+    ``secret`` is searched in every file (streamed), the history, env and labels;
     ``app_paths`` are the paths counted as "the app" (default: WORKDIR and, for lab
-    images, the app's binary from variants.toml).
+    images, the app's binary from variants.toml). ``client``: a docker client (default
+    :func:`stagelab.engine.client`).
     """
-    raise NotImplementedError
+    import docker.errors
 
+    from . import layers as layers_mod
+
+    if client is None:
+        from .engine import client as engine_client
+
+        client = engine_client()
+    if not image or not str(image).strip():
+        raise _not_found(str(image))
+    try:
+        attrs = client.api.inspect_image(image)
+    except docker.errors.NotFound:
+        raise _not_found(image) from None
+    except docker.errors.APIError as exc:
+        if exc.status_code in (400, 404):
+            raise _not_found(image, f" ({exc.explanation or exc})") from None
+        raise
+    try:
+        api_history = client.api.history(attrs["Id"])
+    except docker.errors.APIError:
+        api_history = []
+    export = None
+    if contents or compressed:
+        export = layers_mod.read_image(client, attrs["Id"], secret=secret, compressed=compressed)
+    tags = attrs.get("RepoTags") or []
+    ref = image if (image in tags or not tags) and not image.startswith("sha256:") else (tags[0] if tags else image)
+    return report_from_export(export, attrs, api_history, ref=ref, lockfile=lockfile, secret=secret,
+                              app_paths=app_paths)

@@ -128,6 +128,67 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+# --- build / clean -----------------------------------------------------------------------
+
+def _build_arg(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    return key, value
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import json
+
+    from .build import build
+
+    result = build(args.app, args.variant, profile=args.profile, nocache=args.no_cache,
+                   builder=args.builder, progress=args.progress,
+                   extra_args=dict(args.build_arg) or None)
+    if args.json:
+        data = {k: v for k, v in vars(result).items() if k != "log"}
+        data["steps"] = [vars(step) for step in result.steps]
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"✓ {result.summary()}")
+        print(f"  image id   : {result.image_id}")
+        print(f"  stages run : {', '.join(result.stages_run) or '-'}")
+        for role, image in result.base_images.items():
+            print(f"  base       : {role} = {image}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .cleanup import clean
+
+    report = clean(dry_run=args.dry_run, all_namespaces=args.all_namespaces)
+    print(report.as_text())
+    return 1 if report.failed else 0
+
+
+def _add_build_clean_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="build an app variant as stagelab/<namespace>/<app>:<variant>")
+    p.add_argument("app", help="an app under apps/, e.g. go-server")
+    p.add_argument("variant", help="a variant of its variants.toml, e.g. scratch")
+    p.add_argument("--profile", choices=["auto", "upstream", "offline"], default=None,
+                   help="base-image profile (default: STAGELAB_PROFILE or auto)")
+    p.add_argument("--no-cache", action="store_true", help="build without the build cache")
+    p.add_argument("--builder", choices=["classic", "buildkit"], default="classic",
+                   help="classic (Docker SDK, default) or buildkit (docker CLI, DOCKER_BUILDKIT=1)")
+    p.add_argument("--progress", choices=["auto", "terminal", "none"], default="auto",
+                   help="progress display on stderr (default: one line per step)")
+    p.add_argument("--build-arg", type=_build_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra build argument (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the BuildResult as JSON (without the log)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("clean", help="remove the lab's containers, images and networks (by label only)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    p.add_argument("--all-namespaces", action="store_true",
+                   help="every learner's lab objects on this engine, not just STAGELAB_NAMESPACE's")
+    p.set_defaults(func=cmd_clean)
+
+
 # --- parser ------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Other subcommands register themselves below (one small block each).
     _add_compare_parser(sub)
+    _add_build_clean_parsers(sub)
     return parser
 
 

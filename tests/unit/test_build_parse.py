@@ -651,3 +651,43 @@ def test_notebook_progress_widgets(monkeypatch):
     assert prog.text.value.startswith("... (10 earlier lines)")
     assert prog.text.value.endswith(f"line {P.LOG_LINES_SHOWN + 9}")
     assert "410 lines" in prog.accordion.titles[0]
+
+
+def test_cli_build_passes_options_and_prints_json(monkeypatch, capsys):
+    import json
+
+    from stagelab import cli
+
+    seen = {}
+
+    def fake_build(app, variant, **kwargs):
+        seen.update(kwargs, app=app, variant=variant)
+        return B.BuildResult(app=app, variant=variant, tag="stagelab/n/go-server:scratch",
+                             image_id="sha256:" + "c" * 64, seconds=1.5, steps_total=2, steps_cached=1,
+                             log=["x"], profile="offline", base_images={"GOLANG_IMAGE": "g"},
+                             builder=kwargs["builder"], stages_run=["builder", "final"],
+                             steps=[B.BuildStep(3, "builder", "RUN go build", True)])
+
+    monkeypatch.setattr(B, "build", fake_build)
+    assert cli.main(["build", "go-server", "scratch", "--builder", "buildkit", "--build-arg", "A=1",
+                     "--no-cache", "--progress", "none", "--json"]) == 0
+    assert seen["extra_args"] == {"A": "1"} and seen["nocache"] and seen["builder"] == "buildkit"
+    data = json.loads(capsys.readouterr().out)
+    assert data["stages_run"] == ["builder", "final"] and "log" not in data
+    assert data["steps"][0]["cached"] is True
+    assert cli.main(["build", "go-server", "scratch"]) == 0
+    out = capsys.readouterr().out
+    assert "stagelab/n/go-server:scratch" in out and "GOLANG_IMAGE = g" in out
+
+
+def test_cli_build_error_is_two_lines_not_a_traceback(monkeypatch, capsys):
+    from stagelab import cli
+
+    def failing(app, variant, **kwargs):
+        raise B.BuildFailed("step 3/5 failed: `RUN x` exited with code 1", "fix RUN x",
+                            step=3, instruction="RUN x", tail=["out"])
+
+    monkeypatch.setattr(B, "build", failing)
+    assert cli.main(["build", "a", "b"]) == 1
+    err = capsys.readouterr().err
+    assert "step 3/5 failed" in err and "fix: fix RUN x" in err and "Traceback" not in err

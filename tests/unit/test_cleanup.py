@@ -158,3 +158,24 @@ def test_nothing_to_remove(monkeypatch):
     monkeypatch.setenv("STAGELAB_NAMESPACE", NS)
     report = cleanup.clean(client=FakeEngine())
     assert list(report) == [] and "nothing to remove" in report.as_text()
+
+
+def test_cli_clean_prints_report_and_fails_on_leftovers(monkeypatch, capsys):
+    from stagelab import cli
+
+    seen = {}
+
+    def fake_clean(*, dry_run, all_namespaces):
+        seen.update(dry_run=dry_run, all_namespaces=all_namespaces)
+        report = cleanup.CleanReport(["image stagelab/x/y:z (abc)"], dry_run=dry_run)
+        if not dry_run:
+            report.failed.append("network n (1): in use")
+        return report
+
+    monkeypatch.setattr(cleanup, "clean", fake_clean)
+    assert cli.main(["clean", "--dry-run"]) == 0
+    assert seen == {"dry_run": True, "all_namespaces": False}
+    assert "would remove: image stagelab/x/y:z" in capsys.readouterr().out
+    assert cli.main(["clean", "--all-namespaces"]) == 1
+    assert seen["all_namespaces"] is True
+    assert "could not remove: network n" in capsys.readouterr().out

@@ -43,7 +43,7 @@ def truncate(text: str, width: int = INSTRUCTION_WIDTH) -> str:
 def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
     """The PNG bytes of a figure (static notebook outputs, HTML reports, widgets' fallback)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)   # constrained layout already fits the labels
     return buf.getvalue()
 
 

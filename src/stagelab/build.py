@@ -469,6 +469,13 @@ class ClassicLog:
                 for n, (stage, ins) in sorted(self._counted.items())]
 
     @property
+    def dockerfile_total(self) -> int:
+        """M of "Step N/M" without the LABEL steps the API appends: the Dockerfile's own count."""
+        if self.builder_total > len(self._added_labels):
+            return self.builder_total - len(self._added_labels)
+        return self.builder_total
+
+    @property
     def steps_total(self) -> int:
         return len(self._counted)
 
@@ -892,8 +899,12 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
         )
         for chunk in stream:
             for line in parsed.feed(chunk):
-                for n, total, instruction in parsed.take_new_steps():
-                    prog.step(n, total, instruction)
+                for n, _, instruction in parsed.take_new_steps():
+                    shown = parsed.dockerfile_total
+                    if n > shown:
+                        prog.step(shown, shown, "adding the lab's labels")
+                    else:
+                        prog.step(n, shown, instruction)
                 prog.log(line)
         for line in parsed.flush():
             prog.log(line)
@@ -905,11 +916,11 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
                 context=str(ctx), args=arg_values, dockerfile_text=text)
             raise fail(BuildFailed(message, fix, step=step, instruction=instruction, error=detail,
                                    tail=[f"ERROR: {detail}"], tag=tag, dockerfile=df_shown)) from None
-        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction, detail,
+        raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction, detail,
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
             json.JSONDecodeError, OSError) as exc:
-        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction, str(exc),
+        raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction, str(exc),
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     finally:
         context_file.close()
@@ -924,7 +935,7 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
             found = ""
         image_id = found if found.split(":", 1)[-1].startswith(parsed.short_id) else None
     if image_id is None:  # the stream ended before "Successfully built": the engine went away
-        raise fail(engine_stopped(parsed.step, parsed.builder_total, parsed.instruction,
+        raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction,
                                   "the build log ended before the build finished",
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
     prog.close(f"{tag} built, {parsed.steps_cached} of {parsed.steps_total} steps cached")
@@ -936,7 +947,7 @@ def _failure_from(parsed: ClassicLog | BuildkitLog, error: str, df_shown: str, c
     step = parsed.step
     instruction = parsed.instruction
     if isinstance(parsed, ClassicLog):
-        total = parsed.builder_total or None
+        total = parsed.dockerfile_total or None
         where = None
     else:
         total = None

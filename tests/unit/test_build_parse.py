@@ -40,11 +40,13 @@ CLASSIC_MULTISTAGE_TARGET = [  # --target other, with two lab labels added by th
 ]
 LAB_KEYS = ["org.stagelab.lab", "org.stagelab.namespace"]
 
+# The API appends one LABEL step per label after the Dockerfile's own: two here (LAB_KEYS),
+# so "Step 3/5" is step 3 of the Dockerfile's 3; OK_CHUNKS below has three labels (+ profile).
 CLASSIC_RUN_FAILS = [
-    {"stream": "Step 1/3 : FROM debian:bookworm-slim"}, {"stream": "\n"},
+    {"stream": "Step 1/5 : FROM debian:bookworm-slim"}, {"stream": "\n"},
     {"stream": " ---> bc33a52d7695\n"},
-    {"stream": "Step 2/3 : COPY a.txt /a"}, {"stream": "\n"}, {"stream": " ---> 9cb53a6ad077\n"},
-    {"stream": "Step 3/3 : RUN echo about to fail && exit 3"}, {"stream": "\n"},
+    {"stream": "Step 2/5 : COPY a.txt /a"}, {"stream": "\n"}, {"stream": " ---> 9cb53a6ad077\n"},
+    {"stream": "Step 3/5 : RUN echo about to fail && exit 3"}, {"stream": "\n"},
     {"stream": " ---> Running in 65bef5db6459\n"},
     {"stream": "about to fail\n"},
     {"stream": "Removing intermediate container 65bef5db6459\n"},
@@ -54,8 +56,8 @@ CLASSIC_RUN_FAILS = [
 ]
 
 CLASSIC_NO_SHELL = [
-    {"stream": "Step 1/2 : FROM scratch"}, {"stream": "\n"}, {"stream": " ---> \n"},
-    {"stream": "Step 2/2 : RUN echo hi"}, {"stream": "\n"},
+    {"stream": "Step 1/4 : FROM scratch"}, {"stream": "\n"}, {"stream": " ---> \n"},
+    {"stream": "Step 2/4 : RUN echo hi"}, {"stream": "\n"},
     {"stream": " ---> Running in daf11de852ac\n"},
     {"stream": "Removing intermediate container daf11de852ac\n"},
     {"errorDetail": {"message": 'failed to create shim task: OCI runtime create failed: runc create '
@@ -65,16 +67,16 @@ CLASSIC_NO_SHELL = [
 ]
 
 CLASSIC_MISSING_BASE = [
-    {"stream": "Step 1/4 : ARG GOLANG_IMAGE=golang:1.22-alpine"}, {"stream": "\n"},
-    {"stream": "Step 2/4 : FROM ${GOLANG_IMAGE} AS builder"}, {"stream": "\n"},
+    {"stream": "Step 1/6 : ARG GOLANG_IMAGE=golang:1.22-alpine"}, {"stream": "\n"},
+    {"stream": "Step 2/6 : FROM ${GOLANG_IMAGE} AS builder"}, {"stream": "\n"},
     {"errorDetail": {"message": 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
                                 "registry-1.docker.io on 10.255.255.53:53: no such host"},
      "error": "Get ..."},
 ]
 
 CLASSIC_COPY_MISSING = [
-    {"stream": "Step 1/2 : FROM scratch"}, {"stream": "\n"}, {"stream": " ---> \n"},
-    {"stream": "Step 2/2 : COPY nope.txt /a"}, {"stream": "\n"},
+    {"stream": "Step 1/4 : FROM scratch"}, {"stream": "\n"}, {"stream": " ---> \n"},
+    {"stream": "Step 2/4 : COPY nope.txt /a"}, {"stream": "\n"},
     {"errorDetail": {"message": "COPY failed: file not found in build context or excluded by "
                                 ".dockerignore: stat nope.txt: file does not exist"},
      "error": "COPY failed: ..."},
@@ -261,8 +263,8 @@ def test_classic_new_steps_feed_progress():
     for chunk in CLASSIC_RUN_FAILS:
         log.feed(chunk)
         seen += log.take_new_steps()
-    assert seen == [(1, 3, "FROM debian:bookworm-slim"), (2, 3, "COPY a.txt /a"),
-                    (3, 3, "RUN echo about to fail && exit 3")]
+    assert seen == [(1, 5, "FROM debian:bookworm-slim"), (2, 5, "COPY a.txt /a"),
+                    (3, 5, "RUN echo about to fail && exit 3")]
 
 
 def test_unlabelled_label_steps_count_when_not_added_by_api():
@@ -476,9 +478,9 @@ def use_client(monkeypatch, client):
 
 
 OK_CHUNKS = [
-    {"stream": "Step 1/4 : ARG GOLANG_IMAGE=golang:1.22"}, {"stream": "\n"},
-    {"stream": "Step 2/4 : FROM ${GOLANG_IMAGE}"}, {"stream": "\n"}, {"stream": " ---> 1234\n"},
-    {"stream": "Step 3/4 : COPY a /a"}, {"stream": "\n"}, {"stream": " ---> Using cache\n"},
+    {"stream": "Step 1/7 : ARG GOLANG_IMAGE=golang:1.22"}, {"stream": "\n"},
+    {"stream": "Step 2/7 : FROM ${GOLANG_IMAGE}"}, {"stream": "\n"}, {"stream": " ---> 1234\n"},
+    {"stream": "Step 3/7 : COPY a /a"}, {"stream": "\n"}, {"stream": " ---> Using cache\n"},
     {"stream": " ---> abcd\n"},
     {"aux": {"ID": "sha256:" + "b" * 64}},
     {"stream": "Successfully built " + "b" * 12 + "\n"},

@@ -293,6 +293,9 @@ class LabPage:
             pass
 
 
+LIVE = ":not(.stagelab-static)"   # the widget view, not the static HTML fallback of its mime bundle
+
+
 def chart_src(root: Any) -> str:
     """The ``src`` of the chart image inside ``root`` (``.stagelab-chart img`` or ``img.stagelab-chart``)."""
     img = root.locator(".stagelab-chart img, img.stagelab-chart").first
@@ -300,28 +303,69 @@ def chart_src(root: Any) -> str:
     return img.get_attribute("src") or ""
 
 
-def wait_chart_changes(page: LabPage, root: Any, before: str, *, what: str) -> str:
+def wait_chart_changes(lab: LabPage, root: Any, before: str, *, what: str) -> str:
     """Wait (bounded) until the chart image's ``src`` differs from ``before``; return the new one."""
     deadline = time.monotonic() + WIDGET_UPDATE_S
+    now = before
     while time.monotonic() < deadline:
-        now = chart_src(root)
+        try:
+            now = chart_src(root)
+        except Exception:  # the Output widget is between two images
+            now = ""
         if now and now != before:
             return now
-        page.page.wait_for_timeout(250)
-    raise AssertionError(f"{page.notebook}: the chart did not change within {WIDGET_UPDATE_S} s after {what}")
+        lab.page.wait_for_timeout(250)
+    raise AssertionError(f"{lab.notebook}: the chart did not change within {WIDGET_UPDATE_S} s after {what}")
 
 
 def click_scale_toggle(root: Any) -> str:
-    """Click the log/linear toggle of a SizeComparison (not the selected one); return its label."""
-    buttons = root.locator("button", has_text=re.compile(r"^\s*(log|linear)", re.IGNORECASE))
+    """Click the log/linear toggle of a SizeComparison (the one not selected); return its label."""
+    buttons = root.locator("button", has_text=re.compile(r"^\s*(log|linear)\s*$", re.IGNORECASE))
     for i in range(buttons.count()):
         button = buttons.nth(i)
         if "mod-active" not in (button.get_attribute("class") or ""):
             label = button.inner_text().strip()
             button.click()
             return label
-    checkbox = root.locator("input[type=checkbox]")
-    if checkbox.count():
-        checkbox.first.click()
-        return "log scale checkbox"
     raise AssertionError("no log/linear toggle found in the SizeComparison widget")
+
+
+def pick_other_baseline(root: Any) -> str:
+    """Choose another image in the baseline dropdown of a SizeComparison; return its name."""
+    select = root.locator(".stagelab-baseline-picker select").first
+    current = select.input_value()
+    options = [o for o in select.locator("option").all_inner_texts() if o.strip() and o.strip() != current]
+    if not options:
+        raise AssertionError("the baseline dropdown has a single image: nothing to switch to")
+    select.select_option(label=options[-1].strip())
+    return options[-1].strip()
+
+
+def check_size_comparison(lab: LabPage, shot: str, index: int = 0) -> dict[str, str]:
+    """Assert one live SizeComparison: rendered, redraws on scale and on baseline; save screenshots."""
+    widget = lab.page.locator(f".stagelab-size-comparison{LIVE}").nth(index)
+    widget.wait_for(timeout=WIDGET_UPDATE_S * 1000)
+    classes = widget.get_attribute("class") or ""
+    assert "jupyter-widgets" in classes, f"{lab.notebook}: SizeComparison is not a live widget view ({classes})"
+    first = chart_src(widget)
+    assert first.startswith(("data:image/png", "blob:")), f"{lab.notebook}: no chart image ({first[:40]!r})"
+    shots = {"initial": str(lab.screenshot(f"{shot}-size-comparison", widget))}
+    scale = click_scale_toggle(widget)
+    second = wait_chart_changes(lab, widget, first, what=f"clicking '{scale}'")
+    shots[scale] = str(lab.screenshot(f"{shot}-size-comparison-{scale}", widget))
+    baseline = pick_other_baseline(widget)
+    wait_chart_changes(lab, widget, second, what=f"choosing baseline {baseline}")
+    shots["baseline"] = str(lab.screenshot(f"{shot}-size-comparison-baseline", widget))
+    return shots
+
+
+def check_layer_explorer(lab: LabPage, shot: str, index: int = 0) -> str:
+    """Assert one live LayerExplorer shows a layers table with rows; save a screenshot."""
+    widget = lab.page.locator(f".stagelab-layer-explorer{LIVE}").nth(index)
+    widget.wait_for(timeout=WIDGET_UPDATE_S * 1000)
+    assert "jupyter-widgets" in (widget.get_attribute("class") or "")
+    table = widget.locator(".stagelab-layers-table").first
+    table.wait_for(timeout=WIDGET_UPDATE_S * 1000)
+    rows = table.locator("tbody tr").count()
+    assert rows >= 1, f"{lab.notebook}: the LayerExplorer's layers table has no rows"
+    return str(lab.screenshot(f"{shot}-layer-explorer", widget))

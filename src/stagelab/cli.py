@@ -38,14 +38,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"✗ could not bring up an engine: {exc}\n  fix: read the output above", file=sys.stderr)
             return 1
     diag = engine.diagnose()
-    print(f"engine address : {diag.address}")
+    print(f"engine address : {diag.address} ({diag.transport})")
     if diag.reachable and not diag.problems:
         print(f"engine         : ✓ Docker {diag.version} (API {diag.api_version}, {diag.os_arch}, {diag.storage_driver})")
         print(f"builder        : {diag.builder}; BuildKit CLI: {diag.buildkit_cli or 'none'}")
-        print(f"free disk      : {_human(diag.free_bytes)} under {diag.root_dir}")
+        if diag.free_bytes is not None:
+            print(f"free disk      : {_human(diag.free_bytes)} under {diag.root_dir}")
+        else:  # a remote engine: this machine cannot see its disk
+            from .workshop import engine_free_bytes
+
+            free = engine_free_bytes()
+            print(f"free disk      : {_human(free)} under {diag.root_dir} on the engine's host"
+                  + (" (df in a throw-away container)" if free is not None
+                     else " (no base image to run df in yet; `ssh HOST df -h " + str(diag.root_dir) + "`)"))
     from .naming import namespace
 
-    print(f"namespace      : {namespace()}")
+    print(f"namespace      : {namespace()} (STAGELAB_NAMESPACE, else your user name; tags stagelab/{namespace()}/...)")
+    if diag.ok:
+        from .workshop import describe_need, per_learner_need
+
+        try:
+            print(f"per learner    : {describe_need(per_learner_need())}")
+        except Exception as exc:  # never let the estimate break doctor
+            print(f"per learner    : could not measure ({type(exc).__name__}: {exc})")
     if not args.quick:
         try:
             from .profiles import active_profile, registry_answers

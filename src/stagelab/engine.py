@@ -50,10 +50,24 @@ def engine_address() -> str:
     return DEFAULT_SOCKET
 
 
+def transport(address: str) -> str:
+    """How the lab reaches the engine, for doctor: local socket, SSH, TCP with or without TLS."""
+    if address.startswith(("unix://", "npipe://")):
+        return "local socket"
+    if address.startswith("ssh://"):
+        return "remote over SSH (your ssh client and keys)"
+    if address.startswith(("tcp://", "https://", "http://")):
+        if os.environ.get("DOCKER_TLS_VERIFY") or address.startswith("https://"):
+            return f"remote over TCP with TLS (certificates in {os.environ.get('DOCKER_CERT_PATH') or '~/.docker'})"
+        return "remote over TCP WITHOUT TLS"
+    return "unknown transport"
+
+
 def _connect(address: str, timeout: int = 120) -> docker.DockerClient:
     kwargs: dict = {"timeout": timeout}
     if os.environ.get("DOCKER_HOST"):
-        return docker.from_env(**kwargs)
+        # ssh:// through the system ssh client (no paramiko needed; ~/.ssh/config applies)
+        return docker.from_env(use_ssh_client=address.startswith("ssh://"), **kwargs)
     return docker.DockerClient(base_url=address, **kwargs)
 
 
@@ -163,6 +177,7 @@ class Diagnosis:
     storage_driver: str | None = None
     root_dir: str | None = None
     free_bytes: int | None = None
+    transport: str = ""
     builder: str = "classic (Docker SDK)"
     buildkit_cli: str | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)  # (message, fix)
@@ -179,7 +194,12 @@ NEEDED_BYTES = 8 * 10**9  # bases (~2.5 GB offline) + every lab image + build ca
 def diagnose() -> Diagnosis:
     """Probe the engine without raising: reachability, versions, builder, free disk."""
     address = engine_address()
-    diag = Diagnosis(address=address, reachable=False)
+    diag = Diagnosis(address=address, reachable=False, transport=transport(address))
+    if diag.transport == "remote over TCP WITHOUT TLS" and not address.startswith("tcp://127."):
+        diag.warnings.append((
+            f"{address} is a plain TCP engine: anyone who reaches that port controls the engine.",
+            "use DOCKER_HOST=ssh://user@host, or TCP with TLS (port 2376, DOCKER_TLS_VERIFY=1)",
+        ))
     try:
         cli = connect(timeout=20)
     except StagelabError as exc:

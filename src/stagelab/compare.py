@@ -163,7 +163,8 @@ class Comparison:
         if not profiles:
             return "unknown"
         if len(profiles) == 1:
-            return profiles[0]
+            some_unknown = any(not r.profile for r in self.rows)
+            return profiles[0] + (" (other images: unknown)" if some_unknown else "")
         return "MIXED " + " + ".join(profiles) + " (sizes are not comparable across profiles)"
 
     def row(self, image: str) -> Row:
@@ -349,7 +350,8 @@ class Comparison:
                 elif i == 0:
                     title = f' title="{esc(r.image)} {esc(r.image_id[:19])}"'
                 align = "right" if i in self._NUMERIC else "left"
-                tds.append(f'<td style="text-align:{align};padding:2px 8px"{title}>{esc(c)}</td>')
+                wrap = "" if i in (0, 8, 9) else ";white-space:nowrap"
+                tds.append(f'<td style="text-align:{align};padding:2px 8px{wrap}"{title}>{esc(c)}</td>')
             style = ' style="font-weight:bold;background:#f3f6fa"' if r.is_baseline else ""
             cls = ' class="stagelab-baseline"' if r.is_baseline else ""
             body.append(f"<tr{cls}{style}>{''.join(tds)}</tr>")

@@ -30,6 +30,17 @@ CATEGORY_COLORS = (
 INSTRUCTION_WIDTH = 60
 
 
+class StagelabFigure(Figure):
+    """A plain matplotlib Figure that also shows itself in Jupyter without pyplot.
+
+    A Figure made without pyplot has no display hook in a kernel (it would print
+    ``<Figure size ...>``); ``_repr_png_`` makes it the last expression of a cell.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
 def _human_tick(value: float, _pos: Any = None) -> str:
     return "0" if value <= 0 else human_size(value)
 
@@ -48,7 +59,7 @@ def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
 
 
 def _message_figure(title: str, message: str) -> Figure:
-    fig = Figure(figsize=(8, 1.6), layout="constrained")
+    fig = StagelabFigure(figsize=(8, 1.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_title(title, loc="left", fontsize=10)
@@ -67,7 +78,7 @@ def size_bars(reports: Sequence[Any], *, log: bool = False, baseline: Any = None
     rows = list(comp.rows)
     profile = comp.profile_text
     height = 1.0 + 0.45 * len(rows)
-    fig = Figure(figsize=(8.5, max(2.2, height)), layout="constrained")
+    fig = StagelabFigure(figsize=(8.5, max(2.2, height)), layout="constrained")
     ax = fig.add_subplot()
     ax.set_label("size_bars")
     names = [r.name for r in rows]
@@ -122,7 +133,7 @@ def breakdown(report: Any, by: str = "category", depth: int = 2, *, top: int = 8
         if rest:
             parts.append(("(other directories)", rest))
     total = sum(v for _, v in parts)
-    fig = Figure(figsize=(9, 1.9 + 0.2 * ((len(parts) + 1) // 2)), layout="constrained")
+    fig = StagelabFigure(figsize=(9, 1.9 + 0.2 * ((len(parts) + 1) // 2)), layout="constrained")
     ax = fig.add_subplot()
     ax.set_label("breakdown")
     left = 0
@@ -159,7 +170,7 @@ def layers_chart(report: Any, *, width: int = INSTRUCTION_WIDTH) -> Figure:
              f"{SIZE_AXIS}, profile: {profile}")
     if not layers:
         return _message_figure(title, "this image has no filesystem layers")
-    fig = Figure(figsize=(9.5, 1.2 + 0.38 * len(layers)), layout="constrained")
+    fig = StagelabFigure(figsize=(9.5, 1.2 + 0.38 * len(layers)), layout="constrained")
     ax = fig.add_subplot()
     ax.set_label("layers_chart")
     y = list(range(len(layers)))

@@ -305,7 +305,7 @@ class LayerExplorer(_StaticFallback, widgets.VBox):
 
 # --- HTML tables (also usable on their own in notebooks) ------------------------------------
 
-_CELL = "padding:2px 8px;text-align:{}"
+_CELL = "padding:2px 8px;white-space:nowrap;text-align:{}"
 _TABLE = 'style="border-collapse:collapse;font-family:sans-serif;font-size:0.9em"'
 _CAPTION = 'style="caption-side:top;text-align:left;padding:4px 0;color:#444;white-space:nowrap"'
 

@@ -303,3 +303,10 @@ def test_cli_baseline_by_other_name_of_a_listed_image_is_not_inspected_twice(fak
     code, out, _ = _run(capsys, reports[0].ref, reports[2].ref, "--baseline", reports[0].ref, "--json")
     assert code == 0 and fake_engine == [reports[0].ref, reports[2].ref]
     assert len(json.loads(out)["images"]) == 2
+
+
+def test_images_without_profile_label_are_said_unknown(reports: list[ImageReport]) -> None:
+    reports[2].profile = None
+    reports[2].labels = {}
+    comp = compare(reports)
+    assert comp.profile_text == "offline (other images: unknown)" and "MIXED" not in comp.caption()

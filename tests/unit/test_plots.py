@@ -140,3 +140,12 @@ def test_layers_chart_without_layers(reports: list[FakeReport]) -> None:
 def test_truncate() -> None:
     assert plots.truncate("a  b\n c", 10) == "a b c"
     assert plots.truncate("x" * 20, 10) == "x" * 9 + "…"
+
+
+def test_figures_show_themselves_in_a_kernel_without_pyplot(reports: list[FakeReport]) -> None:
+    from IPython.core.formatters import PNGFormatter
+
+    for fig in (plots.size_bars(reports), plots.breakdown(reports[0]), plots.layers_chart(reports[0])):
+        assert isinstance(fig, Figure)
+        png = PNGFormatter()(fig)   # what IPython's display machinery asks for
+        assert png is not None and png.startswith(b"\x89PNG")

@@ -1,0 +1,3 @@
+module stagelab.example/go-server
+
+go 1.22

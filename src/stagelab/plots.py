@@ -11,6 +11,7 @@ Used by notebooks 01-07 (``size_bars``), 03-06 (``breakdown``, ``layers_chart``)
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,11 @@ class StagelabFigure(Figure):
         return figure_png(self)
 
 
+def _wrap(title: str, width: int = 72) -> str:
+    """Long titles (long image names, mixed profiles) on several lines instead of cut off."""
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
 def _human_tick(value: float, _pos: Any = None) -> str:
     return "0" if value <= 0 else human_size(value)
 
@@ -62,7 +68,7 @@ def _message_figure(title: str, message: str) -> Figure:
     fig = StagelabFigure(figsize=(8, 1.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_title(_wrap(title), loc="left", fontsize=10)
     ax.text(0.0, 0.5, message, transform=ax.transAxes, va="center", fontsize=10, color="#744210")
     return fig
 
@@ -105,8 +111,8 @@ def size_bars(reports: Sequence[Any], *, log: bool = False, baseline: Any = None
         ax.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                     textcoords="offset points", va="center", ha="left", fontsize=9)
     scale = "log scale" if log else "linear scale"
-    ax.set_xlabel(f"{SIZE_AXIS}, {scale}; profile: {profile}")
-    ax.set_title(f"Image size: {SIZE_AXIS}, profile: {profile}", loc="left", fontsize=11)
+    ax.set_xlabel(f"{SIZE_AXIS}, {scale}")
+    ax.set_title(_wrap(f"Image size: {SIZE_AXIS}, profile: {profile}"), loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -152,7 +158,7 @@ def breakdown(report: Any, by: str = "category", depth: int = 2, *, top: int = 8
     ax.xaxis.set_major_formatter(FuncFormatter(_human_tick))
     ax.set_xlabel(f"bytes of files in the final tree: {human_size(total)} "
                   f"(image: {human_size(getattr(report, 'size', None))} {SIZE_AXIS})")
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_title(_wrap(title), loc="left", fontsize=11)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -193,6 +199,6 @@ def layers_chart(report: Any, *, width: int = INSTRUCTION_WIDTH) -> Figure:
         ax.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.set_xlabel("bytes the layer adds (uncompressed)")
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_title(_wrap(title), loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
     return fig

@@ -13,12 +13,15 @@ PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE),)
 # In CI (CI is set) the set-up may install and start a Docker engine; elsewhere it
 # only tells you how (see `stagelab doctor --fix`).
 ENGINE_FIX := $(if $(CI),--fix,)
+# Chromium for the browser test: likewise installed (Debian's package, apt, root) only in CI
+# or when asked with CHROMIUM_FIX=1; otherwise a missing one stops `make test` with the fix.
+CHROMIUM_FIX ?= $(if $(CI),1,)
 
-.PHONY: lab test unit integration notebooks browser bases report clean engine setup help
+.PHONY: lab test unit integration notebooks browser chromium bases report clean engine setup help
 
 help:
 	@echo "make lab     set up and start JupyterLab on $(HOST):$(PORT) (notebooks/)"
-	@echo "make test    set up, then unit, integration and notebook tests"
+	@echo "make test    set up, then unit, integration, notebook and browser tests"
 	@echo "make bases   prepare the base images of the active profile"
 	@echo "make report  execute every notebook and write an HTML site under reports/"
 	@echo "make clean   remove the lab's own images, containers and networks"
@@ -49,8 +52,15 @@ lab: bases
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-test: bases unit
+chromium: $(STAMP)
+	@PYTHON=$(BIN)/python bash tests/browser/ensure_chromium.sh $(if $(CHROMIUM_FIX),--install,)
+
+browser: bases chromium
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
+
+test: bases chromium unit
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration --nbval-lax notebooks/
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
 report: bases
 	$(STAGELAB) report

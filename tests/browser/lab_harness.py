@@ -122,6 +122,8 @@ def start_lab(root: Path, workdir: Path, env_extra: dict[str, str] | None = None
         os.environ,
         JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(runtime),
         JUPYTER_PLATFORM_DIRS="1", STAGELAB_ROOT=str(REPO), PYTHONUNBUFFERED="1",
+        # exercises: a learner's folder of its own, checked against the reference solutions
+        STAGELAB_EXERCISES=str(workdir / "exercises"), STAGELAB_USE_SOLUTIONS="1",
         **(env_extra or {}),
     )
     log = workdir / "jupyterlab.log"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .compare import compare, display_name, profile_of
 from .units import human_ratio, human_size
@@ -42,9 +42,22 @@ class StagelabFigure(Figure):
         return figure_png(self)
 
 
-def _wrap(title: str, width: int = 72) -> str:
-    """Long titles (long image names, mixed profiles) on several lines instead of cut off."""
-    return "\n".join(textwrap.wrap(title, width)) or title
+def _title(fig: Figure, title: str, fontsize: float = 11) -> None:
+    """The figure's title across its whole width, left-aligned, wrapped rather than cut off."""
+    width = max(40, int(fig.get_figwidth() * 72 / (fontsize * 0.6)))
+    fig.suptitle("\n".join(textwrap.wrap(title, width)) or title, x=0.01, ha="left", fontsize=fontsize)
+
+
+def _short_name(name: str, width: int = 44) -> str:
+    """Long image names keep their end (the tag): ``…/distroless-base:debian12``."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _size_axis(ax: Any) -> None:
+    """Ticks in human units; few of them, so labels like "175 MB" never collide."""
+    if ax.get_xscale() == "linear":
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(_human_tick))
 
 
 def _human_tick(value: float, _pos: Any = None) -> str:
@@ -68,7 +81,7 @@ def _message_figure(title: str, message: str) -> Figure:
     fig = StagelabFigure(figsize=(8, 1.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.set_title(_wrap(title), loc="left", fontsize=10)
+    _title(fig, title, 10)
     ax.text(0.0, 0.5, message, transform=ax.transAxes, va="center", fontsize=10, color="#744210")
     return fig
 
@@ -94,14 +107,14 @@ def size_bars(reports: Sequence[Any], *, log: bool = False, baseline: Any = None
     bars = ax.barh(y, sizes, color=colors, height=0.6)
     for bar, r in zip(bars, rows):
         bar.set_gid(r.name)
-    ax.set_yticks(y, labels=names)
+    ax.set_yticks(y, labels=[_short_name(n) for n in names])
     ax.invert_yaxis()   # first image at the top, as in the table
     if log:
         ax.set_xscale("log")
         ax.set_xlim(min(sizes) / 2, max(sizes) * 10)
     else:
         ax.set_xlim(0, max(sizes) * 1.45)
-    ax.xaxis.set_major_formatter(FuncFormatter(_human_tick))
+    _size_axis(ax)
     for bar, r in zip(bars, rows):
         label = human_size(r.size)
         if r.is_baseline:
@@ -112,7 +125,7 @@ def size_bars(reports: Sequence[Any], *, log: bool = False, baseline: Any = None
                     textcoords="offset points", va="center", ha="left", fontsize=9)
     scale = "log scale" if log else "linear scale"
     ax.set_xlabel(f"{SIZE_AXIS}, {scale}")
-    ax.set_title(_wrap(f"Image size: {SIZE_AXIS}, profile: {profile}"), loc="left", fontsize=11)
+    _title(fig, f"Image size: {SIZE_AXIS}, profile: {profile}")
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -155,10 +168,10 @@ def breakdown(report: Any, by: str = "category", depth: int = 2, *, top: int = 8
         left += value
     ax.set_xlim(0, max(total, 1))
     ax.set_yticks([])
-    ax.xaxis.set_major_formatter(FuncFormatter(_human_tick))
+    _size_axis(ax)
     ax.set_xlabel(f"bytes of files in the final tree: {human_size(total)} "
                   f"(image: {human_size(getattr(report, 'size', None))} {SIZE_AXIS})")
-    ax.set_title(_wrap(title), loc="left", fontsize=11)
+    _title(fig, title)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -193,12 +206,12 @@ def layers_chart(report: Any, *, width: int = INSTRUCTION_WIDTH) -> Figure:
     ax.invert_yaxis()
     biggest = max(sizes) if max(sizes) > 0 else 1
     ax.set_xlim(0, biggest * 1.3)
-    ax.xaxis.set_major_formatter(FuncFormatter(_human_tick))
+    _size_axis(ax)
     for bar, layer, w in zip(bars, layers, wasted):
         text = human_size(layer.size) + (f" ({human_size(w)} wasted)" if w else "")
         ax.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.set_xlabel("bytes the layer adds (uncompressed)")
-    ax.set_title(_wrap(title), loc="left", fontsize=11)
+    _title(fig, title)
     ax.spines[["top", "right"]].set_visible(False)
     return fig

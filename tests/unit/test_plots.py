@@ -61,7 +61,7 @@ def test_size_bars_one_bar_per_image_with_human_labels(reports: list[FakeReport]
     labels = [t.get_text() for t in ax.texts]
     assert labels == ["946 MB (baseline)", "18.5 MB (51x smaller)", "4.8 MB (197x smaller)"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["go-server:single", "go-server:alpine", "go-server:scratch"]
-    assert "uncompressed size (docker image ls), profile: offline" in " ".join(ax.get_title(loc="left").split())
+    assert "uncompressed size (docker image ls), profile: offline" in " ".join(fig.get_suptitle().split())
     assert "docker image ls" in ax.get_xlabel() and ax.get_xscale() == "linear"
     assert bars[0].get_facecolor() != bars[1].get_facecolor()   # the baseline stands out
     assert dict(matplotlib.rcParams) == rc_before
@@ -80,7 +80,7 @@ def test_size_bars_log_scale_and_other_baseline(reports: list[FakeReport]) -> No
 def test_size_bars_accepts_a_comparison_and_flags_mixed_profiles(reports: list[FakeReport]) -> None:
     reports[2] = make("scratch", 4_800_000, profile="upstream")
     fig = plots.size_bars(compare(reports))
-    assert "MIXED offline + upstream" in " ".join(fig.axes[0].get_title(loc="left").split())
+    assert "MIXED offline + upstream" in " ".join(fig.get_suptitle().split())
 
 
 def test_breakdown_by_category_is_a_stacked_bar(reports: list[FakeReport]) -> None:

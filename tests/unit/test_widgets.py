@@ -124,7 +124,7 @@ def test_layer_explorer_state_and_classes(reports: list[FakeReport]) -> None:
     assert "stagelab-layer-explorer" in w._dom_classes and "stagelab-chart" in w.chart._dom_classes
     assert 'class="stagelab-layers-table"' in w.table_html
     assert w.table_html.count("<tr") == 1 + 6 and "COPY single5 /x5" in w.table_html
-    assert "go-server:single: contents by category" in w.figure.axes[0].get_title(loc="left")
+    assert "go-server:single: contents by category" in w.figure.get_suptitle()
     assert w.largest_html.count("<tr") == 1 + 5 and "/single/f14" in w.largest_html
 
 
@@ -134,7 +134,7 @@ def test_layer_explorer_follows_the_picker(reports: list[FakeReport]) -> None:
     w.image_picker.value = "go-server:scratch"
     assert w.report is reports[2]
     assert w.table_html.count("<tr") == 1 + 1 and "4.8 MB" in w.table_html and "user: 65532" in w.table_html
-    assert "go-server:scratch" in w.figure.axes[0].get_title(loc="left") and w.chart.outputs != old
+    assert "go-server:scratch" in w.figure.get_suptitle() and w.chart.outputs != old
     assert "/scratch/f14" in w.largest_html and "/single/" not in w.largest_html
     w.by = "directory"
     assert w.by_buttons.value == "directory"

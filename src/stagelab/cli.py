@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Other subcommands register themselves below (one small block each).
     _add_compare_parser(sub)
     _add_build_clean_parsers(sub)
+    from .report import add_cli as _add_report_cli  # stagelab report [NOTEBOOK...]
+
+    _add_report_cli(sub)
     return parser
 
 

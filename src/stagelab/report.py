@@ -1,0 +1,169 @@
+"""``stagelab report`` / ``make report``: execute the notebooks and write each one as HTML.
+
+First version (issue 6): every ``notebooks/NN-*.ipynb`` is executed in a fresh kernel (in the
+notebooks folder, like JupyterLab would), then written to ``reports/NN-*.html`` with
+nbconvert, together with a plain ``reports/index.html`` listing each notebook, whether it
+ran through, and how long it took. A notebook that fails is still written (up to the
+failing cell, whose error is shown) and the command exits 1.
+
+Nothing runs on import. ``STAGELAB_REPORT_DIR`` overrides the output folder.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StagelabError
+
+NOTEBOOK_RE = re.compile(r"^\d\d-[a-z0-9-]+\.ipynb$")
+
+
+class ReportError(StagelabError):
+    """The report could not be written (no notebooks found, unknown name, folder not writable)."""
+
+
+@dataclass
+class ReportEntry:
+    """One executed notebook: where its HTML is, whether it ran through, how long it took."""
+
+    notebook: Path
+    html: Path
+    ok: bool
+    seconds: float
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.notebook.stem
+
+
+def notebooks_dir() -> Path:
+    """``<repo>/notebooks``."""
+    from .naming import repo_root
+
+    return repo_root() / "notebooks"
+
+
+def report_dir() -> Path:
+    """``STAGELAB_REPORT_DIR`` or ``<repo>/reports``."""
+    from .naming import repo_root
+
+    env = os.environ.get("STAGELAB_REPORT_DIR")
+    return Path(env).resolve() if env else repo_root() / "reports"
+
+
+def find_notebooks(names: Sequence[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order; ``names`` selects some (``01``, ``01-the-single...``, a path)."""
+    folder = notebooks_dir()
+    every = sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_RE.match(p.name))
+    if not names:
+        if not every:
+            raise ReportError(f"No notebooks NN-*.ipynb in {folder}.", "run from the lab's checkout")
+        return every
+    chosen: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            chosen.append(path.resolve())
+            continue
+        hits = [p for p in every if p.stem == name or p.name == name or p.name.startswith(f"{name}-")]
+        if not hits:
+            raise ReportError(f"No notebook matches {name!r}.",
+                              "use a number or name from: " + ", ".join(p.stem for p in every))
+        chosen.extend(hits)
+    return chosen
+
+
+def execute_notebook(path: Path, out_dir: Path, *, timeout: int = 900, kernel: str = "python3") -> ReportEntry:
+    """Execute one notebook in a fresh kernel and write ``<out_dir>/<name>.html`` (also on failure)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
+                            resources={"metadata": {"path": str(path.parent)}})
+    started = time.monotonic()
+    ok, error = True, ""
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        ok = False
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        error = lines[-1] if lines else "a cell failed"
+    except Exception as exc:  # kernel died, timeout
+        ok = False
+        error = f"{type(exc).__name__}: {exc}"
+    seconds = time.monotonic() - started
+    body, _resources = HTMLExporter().from_notebook_node(nb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(body, encoding="utf-8")
+    return ReportEntry(path, target, ok, seconds, error)
+
+
+def write_index(entries: Sequence[ReportEntry], out_dir: Path) -> Path:
+    """A plain ``index.html``: one row per notebook (link, status, seconds, profile)."""
+    from .naming import namespace
+
+    profile = os.environ.get("STAGELAB_PROFILE", "auto")
+    rows = "".join(
+        "<tr><td><a href='{href}'>{name}</a></td><td>{status}</td><td>{secs:.0f} s</td><td>{err}</td></tr>".format(
+            href=html.escape(e.html.name), name=html.escape(e.name),
+            status="✓ ran through" if e.ok else "✗ failed", secs=e.seconds, err=html.escape(e.error))
+        for e in entries
+    )
+    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Multi-stage builds lab: report</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:4px 10px;"
+        "text-align:left;border-bottom:1px solid #ddd}</style></head><body>"
+        "<h1>Multi-stage builds lab: executed notebooks</h1>"
+        f"<p>Executed {html.escape(stamp)}, profile setting <code>{html.escape(profile)}</code>, namespace "
+        f"<code>{html.escape(namespace())}</code>. Every size in the notebooks says which image and profile it measured.</p>"
+        f"<table><tr><th>notebook</th><th>result</th><th>time</th><th>error</th></tr>{rows}</table></body></html>"
+    )
+    target = out_dir / "index.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def report(names: Sequence[str] | None = None, *, out_dir: Path | None = None, timeout: int = 900,
+           progress: bool = True) -> list[ReportEntry]:
+    """Execute the notebooks (all, or ``names``) and write their HTML plus an index (``make report``)."""
+    out = Path(out_dir) if out_dir else report_dir()
+    entries = []
+    for path in find_notebooks(names):
+        if progress:
+            print(f"[report] executing {path.name} ...", flush=True)
+        entry = execute_notebook(path, out, timeout=timeout)
+        if progress:
+            mark = "ok" if entry.ok else f"FAILED: {entry.error}"
+            print(f"[report] {path.name}: {mark} ({entry.seconds:.0f} s) -> {entry.html}", flush=True)
+        entries.append(entry)
+    write_index(entries, out)
+    return entries
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    entries = report(args.notebooks or None, out_dir=args.out, timeout=args.timeout)
+    failed = [e for e in entries if not e.ok]
+    out = Path(args.out) if args.out else report_dir()
+    print(f"{len(entries) - len(failed)} of {len(entries)} notebooks ran through; open {out / 'index.html'}")
+    return 1 if failed else 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    """Register ``stagelab report [NOTEBOOK...] [--out DIR] [--timeout S]``."""
+    p = sub.add_parser("report", help="execute the notebooks and write them as HTML under reports/")
+    p.add_argument("notebooks", nargs="*", help="numbers or names (default: every NN-*.ipynb)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: reports/)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds a single cell may run (default 900)")
+    p.set_defaults(func=cmd_report)

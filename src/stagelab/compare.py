@@ -350,7 +350,7 @@ class Comparison:
                 elif i == 0:
                     title = f' title="{esc(r.image)} {esc(r.image_id[:19])}"'
                 align = "right" if i in self._NUMERIC else "left"
-                wrap = "" if i in (0, 8, 9) else ";white-space:nowrap"
+                wrap = "" if i in (8, 9) else ";white-space:nowrap"
                 tds.append(f'<td style="text-align:{align};padding:2px 8px{wrap}"{title}>{esc(c)}</td>')
             style = ' style="font-weight:bold;background:#f3f6fa"' if r.is_baseline else ""
             cls = ' class="stagelab-baseline"' if r.is_baseline else ""

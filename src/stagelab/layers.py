@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +31,9 @@ from .errors import StagelabError
 
 #: Read size for the export stream and for tarfile's internal buffer (see ``benchmarks/inspect_speed.py``).
 CHUNK_SIZE = 1 << 20
-TAR_BUFSIZE = 32 * 1024
+TAR_BUFSIZE = 64 * 1024
+FAST_SKIP = True   # skip unread member data without copying it through tarfile's buffers
+PREFETCH_CHUNKS = 32      # chunks read ahead from the engine by a thread (<= 32 MB in flight)
 SECRET_CHUNK = 1 << 20   # read size when searching file contents for a secret
 #: JSON documents (manifest, index, config) larger than this are not read.
 MAX_JSON = 64 << 20
@@ -53,6 +57,9 @@ _TYPES = {
     tarfile.DIRTYPE: "dir", tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block",
     tarfile.FIFOTYPE: "fifo",
 }
+
+
+_PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
 
 
 class ExportStreamError(StagelabError):
@@ -208,6 +215,18 @@ class ChunkReader(io.RawIOBase):
         self.bytes_read += len(out)
         return out
 
+    def skip(self, size: int) -> int:
+        """Advance ``size`` bytes without copying them (whole chunks are dropped); returns bytes skipped."""
+        done = 0
+        while done < size:
+            if self._pos >= len(self._buf) and not self._next_chunk():
+                break
+            step = min(len(self._buf) - self._pos, size - done)
+            self._pos += step
+            done += step
+        self.bytes_read += done
+        return done
+
     def readinto(self, b) -> int:
         data = self.read(len(b))
         b[: len(data)] = data
@@ -223,36 +242,112 @@ class ChunkReader(io.RawIOBase):
         super().close()
 
 
-class _Peeked:
-    """A file object that first returns ``head`` then reads on from ``fileobj``; optional tee."""
+class _Member:
+    """The data of one member of the outer tar, read straight from the underlying reader.
 
-    def __init__(self, head: bytes, fileobj, tee: Callable[[bytes], None] | None = None) -> None:
-        self._head = head
-        self._fileobj = fileobj
-        self._tee = tee
-        self.count = 0
-        if tee is not None and head:
-            tee(head)
+    ``head`` are bytes already buffered by tarfile, ``source`` the reader the rest comes
+    from (at most ``left`` bytes). ``peek`` looks ahead without consuming; ``skip``
+    advances without copying when the source can (``ChunkReader.skip``); ``tee`` sees
+    every consumed byte (the gzip counter for compressed sizes).
+    """
 
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0 or size >= len(self._head):
-                out, self._head = self._head, b""
-            else:
-                out, self._head = self._head[:size], self._head[size:]
-            self.count += len(out)
-            return out
-        data = self._fileobj.read(size)
-        if data:
-            self.count += len(data)
-            if self._tee is not None:
-                self._tee(data)
+    def __init__(self, head: bytes, source, left: int) -> None:
+        self._pending = head
+        self._source = source
+        self._left = left
+        self._can_skip = hasattr(source, "skip")
+        self.tee: Callable[[bytes], None] | None = None
+
+    def _fill(self, size: int) -> bytes:
+        data = self._source.read(min(size, self._left))
+        if not data and self._left > 0:
+            raise tarfile.ReadError("unexpected end of data")
+        self._left -= len(data)
         return data
 
+    def peek(self, size: int) -> bytes:
+        while len(self._pending) < size and self._left > 0:
+            self._pending += self._fill(size - len(self._pending))
+        return self._pending[:size]
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while True:
+                part = self.read(CHUNK_SIZE)
+                if not part:
+                    return b"".join(parts)
+                parts.append(part)
+        if self._pending:
+            out = self._pending[:size]
+            self._pending = self._pending[len(out):]
+        elif self._left > 0:
+            out = self._fill(size)
+        else:
+            return b""
+        if self.tee is not None:
+            self.tee(out)
+        return out
+
+    def skip(self, size: int) -> None:
+        """Consume ``size`` bytes (without copying them when there is no tee)."""
+        if self.tee is not None or not self._can_skip:
+            while size > 0:
+                got = self.read(min(size, CHUNK_SIZE))
+                if not got:
+                    raise tarfile.ReadError("unexpected end of data")
+                size -= len(got)
+            return
+        if self._pending:
+            take = min(size, len(self._pending))
+            self._pending = self._pending[take:]
+            size -= take
+        if size > 0:
+            if size > self._left or self._source.skip(size) != size:
+                raise tarfile.ReadError("unexpected end of data")
+            self._left -= size
+
     def drain(self) -> None:
-        """Read to the end (so the tee sees every byte; tar padding after the end marker)."""
-        while self.read(CHUNK_SIZE):
-            pass
+        """Consume the rest (the tee must see every byte; tar padding after the end marker)."""
+        rest = len(self._pending) + self._left
+        if rest:
+            self.skip(rest)
+
+
+def _stream_of(tar: tarfile.TarFile):
+    """tarfile's internal stream object when it is the plain-tar ``_Stream`` we know, else None.
+
+    Used only to skip member data without copying it (see :func:`_skip_data`); any other
+    shape (a future Python) falls back to tarfile's own, slower skipping.
+    """
+    stream = getattr(tar, "fileobj", None)
+    if (FAST_SKIP and stream is not None and getattr(stream, "comptype", None) == "tar"
+            and isinstance(getattr(stream, "buf", None), bytes) and isinstance(getattr(stream, "pos", None), int)):
+        return stream
+    return None
+
+
+def _skip_data(stream, source, size: int) -> None:
+    """Advance past ``size`` bytes of member data: first what tarfile buffered, then ``source``."""
+    buffered = stream.buf
+    if len(buffered) >= size:
+        stream.buf = buffered[size:]
+    else:
+        stream.buf = b""
+        source.skip(size - len(buffered))
+    stream.pos += size
+
+
+def _open_member(tar: tarfile.TarFile, info: tarfile.TarInfo, source) -> _Member:
+    """A :class:`_Member` for ``info``'s data: straight from ``source`` when possible, else ``extractfile``."""
+    stream = _stream_of(tar)
+    if stream is not None and hasattr(source, "skip") and stream.pos == info.offset_data:
+        buffered = stream.buf
+        head = buffered[: info.size]
+        stream.buf = buffered[len(head):]
+        stream.pos += info.size   # we consume the data ourselves; tarfile only skips the padding
+        return _Member(head, source, info.size - len(head))
+    return _Member(b"", tar.extractfile(info), info.size)
 
 
 class _GzipCounter:
@@ -288,6 +383,73 @@ def _ended_cleanly(tar: tarfile.TarFile, *, strict: bool) -> bool:
     if reason == "EOFHeaderError":
         return True
     return not strict and reason == "EmptyHeaderError"
+
+
+class Prefetch:
+    """Iterate ``chunks`` in a background thread, ``depth`` chunks ahead (bounded memory).
+
+    The engine keeps writing the export while the parser works on earlier chunks, so
+    reading overlaps parsing instead of alternating with it. Exceptions raised by the
+    iterator are re-raised in the consumer; ``close()`` stops the thread.
+    """
+
+    _END = object()
+
+    def __init__(self, chunks: Iterable[bytes], depth: int = PREFETCH_CHUNKS) -> None:
+        self._chunks = chunks
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stagelab-export-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        iterator = iter(self._chunks)
+        pending: list[bytes] = []
+        size = 0
+        try:
+            for chunk in iterator:   # HTTP chunks are small (~32 kB): hand over ~1 MB at a time
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= CHUNK_SIZE:
+                    block = pending[0] if len(pending) == 1 else b"".join(pending)
+                    pending, size = [], 0
+                    if not self._put(block):
+                        break
+            else:
+                if pending:
+                    self._put(b"".join(pending))
+                self._put(self._END)
+        except BaseException as exc:  # handed to the consumer
+            self._put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 # --- reading one layer ----------------------------------------------------------------------
@@ -342,6 +504,7 @@ def scan_layer(fileobj, key: str, *, mode: str = "r|", secret: bytes | None = No
         raise ExportStreamError(f"layer {key} is not a readable tar ({exc}).",
                                 fix="re-run; if it persists, rebuild the image") from None
     types = _TYPES
+    fast = _stream_of(tar) if hasattr(fileobj, "skip") else None
     try:
         while True:
             info = tar.next()
@@ -372,6 +535,8 @@ def scan_layer(fileobj, key: str, *, mode: str = "r|", secret: bytes | None = No
                 elif secret and size >= len(secret):
                     if _contains(tar.extractfile(info), secret):
                         scan.secret_files.append(path)
+                elif fast is not None and size and info.type in _PLAIN and info.sparse is None:
+                    _skip_data(fast, fileobj, size)
                 entries.append((path, size, info.mode, info.uid, info.gid, kind, ""))
             elif kind == "hardlink":
                 entries.append((path, 0, info.mode, info.uid, info.gid, kind, _norm(info.linkname)))
@@ -429,6 +594,9 @@ def read_export(
     Raises :class:`ExportStreamError` for a stream that is not a tar, is truncated, or
     has no manifest (``manifest.json`` or ``index.json``).
     """
+    if not hasattr(stream, "skip"):   # any file object: read it in large chunks
+        source = stream
+        stream = ChunkReader(iter(lambda: source.read(CHUNK_SIZE), b""))
     needle = secret.encode() if secret else None
     keep_fn = keep or _wanted
     scans: dict[str, LayerScan] = {}
@@ -461,15 +629,15 @@ def read_export(
                 continue
             is_blob = name.startswith("blobs/")
             if name.endswith("/layer.tar") or name.endswith("/layer.tar.gz") or is_blob:
-                member = outer.extractfile(info)
-                head = member.read(512)
+                member = _open_member(outer, info, stream)
+                head = member.peek(512)
                 kind = _sniff(head)
                 if kind in ("tar", "gzip"):
                     counter = _GzipCounter() if compressed and kind == "tar" else None
-                    peeked = _Peeked(head, member, tee=counter)
-                    scan = scan_layer(peeked, name, mode="r|" if kind == "tar" else "r|gz",
+                    member.tee = counter
+                    scan = scan_layer(member, name, mode="r|" if kind == "tar" else "r|gz",
                                       secret=needle, keep=keep_fn)
-                    peeked.drain()
+                    member.drain()
                     scan.tar_bytes = info.size
                     if kind == "gzip":
                         scan.compressed_size = info.size
@@ -477,9 +645,10 @@ def read_export(
                         scan.compressed_size = counter.finish()
                     scans[name] = scan
                 elif kind == "json" and info.size <= MAX_JSON:
-                    jsons[name] = _load_json(head + member.read(), name)
+                    jsons[name] = _load_json(member.read(), name)
                 elif kind == "zstd":
                     scans[name] = _Unsupported(name)  # type: ignore[assignment]
+                member.drain()
                 continue
             if (name.endswith(".json") or name == "repositories") and info.size <= MAX_JSON:
                 jsons[name] = _load_json(outer.extractfile(info).read(), name)
@@ -751,7 +920,12 @@ def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE) -> ChunkReade
             fix="check the engine (`stagelab doctor`) and that the image exists (`docker images`)",
         )
 
-    return ChunkReader(client.api.get_image(image, chunk_size=chunk_size), on_error=on_error)
+    chunks = client.api.get_image(image, chunk_size=chunk_size)
+    if PREFETCH_CHUNKS > 0:
+        chunks = Prefetch(chunks, depth=PREFETCH_CHUNKS)
+    reader = ChunkReader(chunks, on_error=on_error)
+    reader.prefetch = chunks if isinstance(chunks, Prefetch) else None   # closed with the reader
+    return reader
 
 
 def read_image(client, image: str, *, secret: str | None = None, compressed: bool = False,
@@ -762,3 +936,6 @@ def read_image(client, image: str, *, secret: str | None = None, compressed: boo
         return read_export(reader, secret=secret, compressed=compressed)
     finally:
         reader.close()
+        prefetch = getattr(reader, "prefetch", None)
+        if prefetch is not None:
+            prefetch.close()

@@ -12,6 +12,13 @@ import pytest
 from stagelab import layers
 from stagelab.layers import ChunkReader, ExportStreamError, read_export
 
+@pytest.fixture(autouse=True, params=["fast-skip", "tarfile-skip"])
+def skip_mode(request, monkeypatch):
+    """Every test runs with the zero-copy skip and with tarfile's own skipping."""
+    monkeypatch.setattr(layers, "FAST_SKIP", request.param == "fast-skip")
+    return request.param
+
+
 # --- building synthetic exports ---------------------------------------------------------------
 
 

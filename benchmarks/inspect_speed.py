@@ -1,0 +1,117 @@
+"""How fast and how lean is ``stagelab.inspect`` compared with ``docker save IMAGE | tar -t``?
+
+Usage::
+
+    python benchmarks/inspect_speed.py [IMAGE] [--repeat N] [--check]
+
+IMAGE defaults to the go-server single-stage image (``naming.image_tag("go-server", "single")``,
+about 900 MB): build it first with ``stagelab build go-server single``.
+
+Both are measured in the same run, alternating, ``--repeat`` times (the best of each is
+compared, which damps noise from other work on the engine). The inspect runs in a fresh
+subprocess so its peak RSS (``resource.getrusage``) is the inspect's own.
+Targets (issue 5): inspect <= 1.5 x the time of ``docker save | tar -t``; peak RSS < 300 MB.
+``--check`` exits 1 when a target is missed (it is a benchmark, not a timed test).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 300
+
+_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from stagelab.inspect import inspect
+from stagelab.engine import client
+client()
+t1 = time.perf_counter()
+report = inspect(sys.argv[1], contents=True)
+t2 = time.perf_counter()
+print(json.dumps({
+    "seconds": t2 - t1, "import_connect_seconds": t1 - t0,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "files": len(report.files), "layers": len(report.layers), "size": report.size,
+    "size_from_layers": report.size_from_layers, "wasted": report.wasted,
+}))
+"""
+
+
+def time_save_tar(image: str, docker: str) -> float:
+    """Seconds for ``docker save IMAGE | tar -t >/dev/null``."""
+    start = time.perf_counter()
+    save = subprocess.Popen([docker, "save", image], stdout=subprocess.PIPE)
+    tar = subprocess.run(["tar", "-t"], stdin=save.stdout, stdout=subprocess.DEVNULL)
+    save.stdout.close()
+    rc = save.wait()
+    elapsed = time.perf_counter() - start
+    if rc != 0 or tar.returncode != 0:
+        raise SystemExit(f"`docker save {image} | tar -t` failed (exit {rc}/{tar.returncode})")
+    return elapsed
+
+
+def time_inspect(image: str) -> dict:
+    """Run inspect(IMAGE) in a fresh interpreter; its JSON line (seconds, peak RSS, counts)."""
+    out = subprocess.run([sys.executable, "-c", _CHILD, image], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"inspect({image!r}) failed:\n{out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stagelab.naming import image_tag
+    from stagelab.units import human_size
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image", nargs="?", default=None,
+                        help="image to inspect (default: the go-server single-stage image)")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each (best is compared)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    image = args.image or image_tag("go-server", "single")
+    docker = shutil.which("docker") or "/usr/bin/docker"
+
+    from stagelab.errors import StagelabError
+    from stagelab.inspect import inspect
+
+    try:   # fail early with the learner-facing message when the image is missing
+        meta = inspect(image, contents=False)
+    except StagelabError as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 2
+    print(f"image: {image}  ({human_size(meta.size)} uncompressed, {len(meta.layers)} layers)")
+
+    saves: list[float] = []
+    runs: list[dict] = []
+    for i in range(max(1, args.repeat)):
+        saves.append(time_save_tar(image, docker))
+        runs.append(time_inspect(image))
+        print(f"  run {i + 1}: docker save | tar -t {saves[-1]:6.2f} s   "
+              f"inspect {runs[-1]['seconds']:6.2f} s   peak RSS {runs[-1]['peak_rss_mb']:6.1f} MB")
+    best_save = min(saves)
+    best = min(runs, key=lambda r: r["seconds"])
+    ratio = best["seconds"] / best_save if best_save > 0 else float("inf")
+    rss = max(r["peak_rss_mb"] for r in runs)
+    print(f"docker save | tar -t : {best_save:.2f} s (best of {len(saves)})")
+    print(f"inspect (contents)   : {best['seconds']:.2f} s (best of {len(runs)}; "
+          f"{best['files']:,} files in the final tree, {best['layers']} layers)")
+    print(f"ratio                : {ratio:.2f} x (target <= {TARGET_RATIO})  "
+          f"{'OK' if ratio <= TARGET_RATIO else 'MISSED'}")
+    print(f"peak RSS of inspect  : {rss:.1f} MB (target < {TARGET_RSS_MB} MB)  "
+          f"{'OK' if rss < TARGET_RSS_MB else 'MISSED'}")
+    if best["size_from_layers"]:
+        print(f"cross-check          : files in all layers {human_size(best['size_from_layers'])} "
+              f"vs docker image ls {human_size(best['size'])} "
+              f"({best['size_from_layers'] / best['size'] * 100:.2f}%)")
+    ok = ratio <= TARGET_RATIO and rss < TARGET_RSS_MB
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -65,6 +65,9 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache
 mkdir -p "$root/var/lib/apt/lists/partial"
 : > "$root/etc/machine-id"
 rm -f "$root/etc/hostname" "$root/etc/resolv.conf"
+# the tree's top directory becomes the image's / : world-readable like any root
+chmod 755 "$root"
+
 # 5. no services start inside image builds (the official images ship the same policy)
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"

@@ -121,8 +121,8 @@ STANDINS: tuple[StandIn, ...] = (
             differs=_role_differs("DEBIAN_SLIM_IMAGE"), roles=("DEBIAN_SLIM_IMAGE",)),
     StandIn(_BPD, "buildpack-deps:bookworm", "buildpack-deps/Dockerfile", base=_DEB,
             sources=f"{_DEB} + apt ({_DEB_SRC}), bases/buildpack-deps/Dockerfile",
-            differs="a subset of the packages (compilers, git, curl, make, autotools; no -dev "
-                    "libraries, no mercurial/subversion); base of the golang:1.22 and node:20 stand-ins"),
+            differs="a subset of its packages (gcc, g++, make, git, curl, wget, ...; no -dev libraries, "
+                    "gnupg, mercurial, subversion or autotools); base of the golang:1.22 and node:20 stand-ins"),
     StandIn("stagelab-offline/golang:1.22-alpine", "golang:1.22-alpine", "golang/alpine.Dockerfile",
             base=_DEB, payload=("go",),
             sources=f"{_DEB} + ca-certificates (apt) + {_GO_SRC}, bases/golang/alpine.Dockerfile",
@@ -265,7 +265,7 @@ def _offline_status(client, arg: str, s: StandIn, ca: dict[str, str]) -> BaseSta
     up = None
     if img is not None:
         labels = (img.attrs.get("Config") or {}).get("Labels") or {}
-        up = labels.get(RECIPE_LABEL) == _recipe_hash(s, ca["hash"])
+        up = _up_to_date(s, labels, ca)
     return BaseStatus(arg, s.tag, img is not None, img.attrs.get("Size") if img else None,
                       img.id if img else None, imitates=s.imitates, up_to_date=up)
 
@@ -478,8 +478,8 @@ def _recipe_files(s: StandIn) -> list[Path]:
     return files
 
 
-def _recipe_hash(s: StandIn, ca_hash: str, _memo: dict | None = None) -> str:
-    """A hash of everything that makes the stand-in (recipe files, versions, extra CA, its base)."""
+def _recipe_hash(s: StandIn) -> str:
+    """A hash of what makes the stand-in (recipe files, versions, its bases); the extra CA is separate."""
     h = hashlib.sha256()
     h.update(f"{RECIPE_VERSION}|{s.tag}|{s.target}|{GO_VERSION}|{NODE_VERSION}|{DEBIAN_SUITE}".encode())
     for path in _recipe_files(s):
@@ -487,12 +487,27 @@ def _recipe_hash(s: StandIn, ca_hash: str, _memo: dict | None = None) -> str:
             h.update(path.read_bytes())
         except OSError:
             h.update(b"missing:" + str(path).encode())
-    if s.extra_ca != "none" or s.node_ca_env:
-        h.update(ca_hash.encode())
     for parent in (s.base, s.after):
         if parent:
-            h.update(_recipe_hash(_STANDIN_BY_TAG[parent], ca_hash).encode())
+            h.update(_recipe_hash(_STANDIN_BY_TAG[parent]).encode())
     return h.hexdigest()[:16]
+
+
+def _uses_ca(s: StandIn) -> bool:
+    return s.extra_ca != "none" or s.node_ca_env
+
+
+def _up_to_date(s: StandIn, labels: Mapping[str, str], ca: Mapping[str, str]) -> bool:
+    """Built from the current recipe, and carrying the extra CA if one is set now.
+
+    An image built *with* an extra CA stays up to date when STAGELAB_EXTRA_CA is unset
+    (prepare never silently drops a CA you added; ``--rebuild`` does).
+    """
+    if labels.get(RECIPE_LABEL) != _recipe_hash(s):
+        return False
+    if ca["pem"] and _uses_ca(s):
+        return str(labels.get(EXTRA_CA_LABEL, "")).startswith(ca["hash"])
+    return True
 
 
 def _atomic_dir(final: Path) -> Iterator[Path]:
@@ -654,11 +669,20 @@ def _minbase_tree() -> Path:
     debs.mkdir(parents=True, exist_ok=True)
     log = cache / "debootstrap.log"
     with atomic_dir(final) as tmp:
-        cmd = [debootstrap, "--variant=minbase", f"--arch={_engine_arch()}",
-               f"--cache-dir={debs}", DEBIAN_SUITE, str(tmp), mirror]
+        # Two stages, so dpkg can run without fsync (force-unsafe-io, as the official images
+        # configure it) while the second stage configures the packages in the chroot.
+        first = [debootstrap, "--foreign", "--variant=minbase", f"--arch={_engine_arch()}",
+                 f"--cache-dir={debs}", DEBIAN_SUITE, str(tmp), mirror]
+        second = ["chroot", str(tmp), "/debootstrap/debootstrap", "--second-stage"]
         try:
             with open(log, "w") as fh:
-                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                proc = subprocess.run(first, stdout=fh, stderr=subprocess.STDOUT)
+                if proc.returncode == 0:
+                    speedup = tmp / "etc" / "dpkg" / "dpkg.cfg.d"
+                    speedup.mkdir(parents=True, exist_ok=True)
+                    (speedup / "docker-apt-speedup").write_text("force-unsafe-io\n")
+                    fh.flush()
+                    proc = subprocess.run(second, stdout=fh, stderr=subprocess.STDOUT)
         finally:
             _unmount_below(tmp)
         if proc.returncode != 0:
@@ -696,7 +720,7 @@ def _run(cmd: list[str], what: str) -> None:
 # --- building stand-ins ------------------------------------------------------------------------
 
 def _labels(s: StandIn, ca: dict[str, str]) -> dict[str, str]:
-    if s.extra_ca == "none" and not s.node_ca_env:
+    if not _uses_ca(s):
         ca_label = "not applicable (no CA bundle in this image, like upstream)"
     elif ca["pem"]:
         ca_label = f"{ca['hash']} from {ca['path']}" + (" (in its base)" if s.extra_ca == "inherit" else "")
@@ -710,7 +734,7 @@ def _labels(s: StandIn, ca: dict[str, str]) -> dict[str, str]:
         SOURCES_LABEL: s.sources,
         DIFFERS_LABEL: s.differs,
         EXTRA_CA_LABEL: ca_label,
-        RECIPE_LABEL: _recipe_hash(s, ca["hash"]),
+        RECIPE_LABEL: _recipe_hash(s),
     }
 
 
@@ -844,7 +868,7 @@ def _prepare_offline(prof: _profiles.Profile, roles: list[str] | None, rebuild: 
         img = _get_image(client, s.tag)
         labels = ((img.attrs.get("Config") or {}).get("Labels") or {}) if img is not None else {}
         parent_rebuilt = any(t in rebuilt for t in (s.base, s.after) if t)
-        if rebuild or img is None or parent_rebuilt or labels.get(RECIPE_LABEL) != _recipe_hash(s, ca["hash"]):
+        if rebuild or img is None or parent_rebuilt or not _up_to_date(s, labels, ca):
             todo.append(s)
             rebuilt.add(s.tag)
     total = len(plan)
@@ -1259,3 +1283,61 @@ def table_markdown(client=None) -> str:
         size = _human(img.attrs.get("Size")) if img is not None else "not built"
         lines.append(f"| `{s.tag}` | `{s.imitates}` | {s.differs} | {size} |")
     return "\n".join(lines)
+
+
+# --- CLI: stagelab bases status|prepare|export|import ---------------------------------------------
+
+def _cmd(args: Any) -> int:
+    """Run ``stagelab bases ...`` (registered by ``add_cli``)."""
+    action = args.bases_command
+    if action == "status":
+        prof = _resolve(args.profile)
+        rows = status(prof, helpers=prof.name == "offline")
+        if args.markdown:
+            print(table_markdown())
+            return 0
+        print(status_text(rows, prof))
+        missing = [r for r in rows if not r.present and r.role]
+        if missing:
+            fix = PREPARE_FIX if prof.name == "offline" else "stagelab bases prepare --profile upstream"
+            print(f"✗ {len(missing)} base image(s) missing\n  fix: {fix}", file=sys.stderr)
+            return 1
+        return 0
+    if action == "prepare":
+        roles = args.role or None
+        rows = prepare(args.profile, rebuild=args.rebuild, roles=roles, progress="terminal")
+        print(status_text(rows, args.profile))
+        return 0
+    if action == "export":
+        path = export_bundle(args.file, args.profile, progress="terminal")
+        print(f"✓ bundle written: {path} ({_human(path.stat().st_size)})")
+        return 0
+    if action == "import":
+        tags = import_bundle(args.file, progress="terminal")
+        print(f"✓ {len(tags)} images loaded and verified:")
+        for tag in tags:
+            print(f"  {tag}")
+        return 0
+    return 2
+
+
+def add_cli(sub: Any) -> None:
+    """Register ``stagelab bases {status,prepare,export,import}`` on the CLI's subparsers."""
+    p = sub.add_parser("bases", help="base images of a profile: status, prepare, export, import")
+    bsub = p.add_subparsers(dest="bases_command", required=True)
+    profile_help = "auto (default: STAGELAB_PROFILE or auto), upstream or offline"
+
+    q = bsub.add_parser("status", help="each role, its image, present or missing, size")
+    q.add_argument("--profile", choices=_profiles.CHOICES, default=None, help=profile_help)
+    q.add_argument("--markdown", action="store_true", help="the stand-ins table of docs/bases.md (measured)")
+    q = bsub.add_parser("prepare", help="pull (upstream) or build (offline) the base images; skips present ones")
+    q.add_argument("--profile", choices=_profiles.CHOICES, default=None, help=profile_help)
+    q.add_argument("--rebuild", action="store_true", help="rebuild / re-pull everything (no build cache)")
+    q.add_argument("--role", action="append", metavar="ARG",
+                   help="only this role, e.g. GOLANG_ALPINE_IMAGE (repeatable)")
+    q = bsub.add_parser("export", help="write all images of a profile into one archive (workshop bundle)")
+    q.add_argument("file", help="the archive to write, e.g. stagelab-bases.tar")
+    q.add_argument("--profile", choices=_profiles.CHOICES, default=None, help=profile_help)
+    q = bsub.add_parser("import", help="verify a bundle's checksums, then load its images")
+    q.add_argument("file", help="an archive made by `stagelab bases export`")
+    p.set_defaults(func=_cmd)

@@ -219,9 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     # Other subcommands register themselves below (one small block each).
     _add_compare_parser(sub)
     _add_build_clean_parsers(sub)
+    from .bases import add_cli as _add_bases_cli  # stagelab bases status|prepare|export|import
+
+    _add_bases_cli(sub)
     from .report import add_cli as _add_report_cli  # stagelab report [NOTEBOOK...]
 
     _add_report_cli(sub)
+    from .inspect import add_cli as _add_inspect_cli  # stagelab inspect IMAGE
+
+    _add_inspect_cli(sub)
     return parser
 
 

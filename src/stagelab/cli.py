@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import add_cli as _add_report_cli  # stagelab report [NOTEBOOK...]
 
     _add_report_cli(sub)
+    from .inspect import add_cli as _add_inspect_cli  # stagelab inspect IMAGE
+
+    _add_inspect_cli(sub)
     return parser
 
 

@@ -432,7 +432,7 @@ class ImageReport:
         rows.append(("layers", f"{len(self.layers)}{wasted}"))
         if self.profile:
             rows.append(("base-image profile", self.profile))
-        rows.append(("user", (self.user or "(root by default)") + (" — runs as root" if s.runs_as_root else "")))
+        rows.append(("user", (self.user or "(not set: root)") + (" — runs as root" if s.runs_as_root else " — not root")))
         rows.append(("entrypoint / cmd", f"{_cmd(self.entrypoint)} / {_cmd(self.cmd)}"))
         if self.exposed_ports:
             rows.append(("exposed ports", ", ".join(self.exposed_ports)))
@@ -839,3 +839,40 @@ def inspect(
     ref = image if (image in tags or not tags) and not image.startswith("sha256:") else (tags[0] if tags else image)
     return report_from_export(export, attrs, api_history, ref=ref, lockfile=lockfile, secret=secret,
                               app_paths=app_paths)
+
+
+# --- command line: stagelab inspect ----------------------------------------------------------
+
+def cmd_inspect(args) -> int:
+    """``stagelab inspect IMAGE``: the text report, or ``--json`` (exit 2 for an unknown image)."""
+    import sys
+
+    try:
+        report = inspect(args.image, contents=not args.no_contents, compressed=args.compressed,
+                         lockfile=args.lockfile, secret=args.secret)
+    except ImageNotFound as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(files=args.files, depth=args.depth, top=args.top), indent=2))
+    else:
+        print(report.as_text(depth=args.depth, top=args.top))
+    return 0
+
+
+def add_cli(sub) -> None:
+    """Register ``stagelab inspect`` on the CLI's subparsers (called by ``stagelab.cli``)."""
+    p = sub.add_parser("inspect", help="look inside an image: size, layers, contents, surface")
+    p.add_argument("image", metavar="IMAGE", help="a local image name or id")
+    p.add_argument("--depth", type=int, default=2, metavar="N", help="directory depth of the summary (default 2)")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="how many largest files to list (default 10)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (sizes in bytes)")
+    p.add_argument("--files", action="store_true", help="with --json: include the whole file tree")
+    p.add_argument("--compressed", action="store_true",
+                   help="also measure the compressed (pull transfer) size: gzip -6 of each layer; slower")
+    p.add_argument("--secret", metavar="S", help="report every file and history entry containing S")
+    p.add_argument("--lockfile", metavar="PATH",
+                   help="the app's package-lock.json (splits node_modules into production and dev-only)")
+    p.add_argument("--no-contents", action="store_true",
+                   help="config and layer sizes only; do not stream the image's files (fast)")
+    p.set_defaults(func=cmd_inspect)

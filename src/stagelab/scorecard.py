@@ -359,3 +359,27 @@ def write_scorecard(text: str, path: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out.resolve()
+
+
+def check_scorecard(challenge: Challenge, comparison: Any) -> Any:
+    """Notebook 08's check cell: is B smaller than A, compiler-free and non-root? (an ``exercises.CheckResult``)."""
+    from .exercises import CheckResult
+
+    a, b = list(comparison.rows)[:2]
+    feedback: list[str] = []
+    if not (b.size and a.size and b.size < a.size):
+        feedback.append(
+            f"B ({human_size(b.size)}) is not smaller than A ({human_size(a.size)}, both uncompressed): "
+            "its last stage still starts from the build image. Add a final stage FROM a runtime image "
+            "(scratch, distroless, -slim) and COPY --from=<builder> only what runs.")
+    if b.compilers:
+        feedback.append(
+            f"B still has {', '.join(b.compilers)}: the toolchain is in the final stage — build in a stage "
+            "named `AS builder` and copy only the result out of it.")
+    if b.runs_as_root:
+        feedback.append(
+            f"B runs as root (USER {b.user or 'not set'}): set a non-root USER in B's last stage (USER node on "
+            "node images, USER 65532:65532 on scratch/distroless); a USER in an earlier stage does not carry over.")
+    summary = (f"A {human_size(a.size)} -> B {human_size(b.size)} (uncompressed), profile "
+               f"{getattr(comparison, 'profile_text', '?')}")
+    return CheckResult(f"08-your-project ({challenge.name})", not feedback, feedback, None, None, {}, False, summary)

@@ -108,3 +108,14 @@ def test_scorecard_has_both_sizes_ratio_and_checklist(project: Path) -> None:
     assert "B is not smaller than A" in worse and "- [ ] no compiler in B" in worse
     out = scorecard.write_scorecard(text, project / "out" / "card.md")
     assert out.read_text() == text
+
+
+def test_check_names_what_is_left_in_b(project: Path) -> None:
+    ch = scorecard.Challenge.from_parameters(project, "Dockerfile.single", "Dockerfile")
+    a = _rep(ch.a.tag, 946_000_000, "", ["go", "gcc"], "/bin/sh")
+    good = _rep(ch.b.tag, 4_800_000, "65532:65532", [], None)
+    assert scorecard.check_scorecard(ch, compare([a, good], baseline=a)).passed
+    bad = _rep(ch.b.tag, 950_000_000, "", ["go"], "/bin/sh")
+    result = scorecard.check_scorecard(ch, compare([a, bad], baseline=a))
+    text = " ".join(result.feedback)
+    assert not result.passed and "not smaller than A" in text and "still has go" in text and "runs as root" in text

@@ -2,8 +2,10 @@
 
 First version (issue 6): every ``notebooks/NN-*.ipynb`` is executed in a fresh kernel (in the
 notebooks folder, like JupyterLab would), then written to ``reports/NN-*.html`` with
-nbconvert, together with a plain ``reports/index.html`` listing each notebook, whether it
-ran through, and how long it took. A notebook that fails is still written (up to the
+nbconvert, together with ``reports/index.html``: each notebook, whether it ran through and how
+long it took; the notebook map (title, summary, time estimate, read from each notebook's first
+Markdown cell); and the "claims vs measured" table (``stagelab.claims``: each size the source
+article states next to the same image measured here, its profile and build date; issue 7). A notebook that fails is still written (up to the
 failing cell, whose error is shown) and the command exits 1.
 
 Nothing runs on import. ``STAGELAB_REPORT_DIR`` overrides the output folder.
@@ -109,6 +111,75 @@ def execute_notebook(path: Path, out_dir: Path, *, timeout: int = 900, kernel: s
     return ReportEntry(path, target, ok, seconds, error)
 
 
+@dataclass
+class MapEntry:
+    """One row of the notebook map: read from the notebook's first Markdown cell."""
+
+    notebook: Path
+    title: str
+    summary: str
+    time: str
+
+    @property
+    def name(self) -> str:
+        return self.notebook.stem
+
+
+def _plain(text: str) -> str:
+    """Markdown inline markup removed (links keep their text)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return re.sub(r"[*_`]+", "", text).strip()
+
+
+def notebook_map(paths: Sequence[Path] | None = None) -> list[MapEntry]:
+    """Title, one-line summary and time estimate of each notebook (README map, report index)."""
+    import nbformat
+
+    out = []
+    for path in paths if paths is not None else find_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+        lines = [line.strip() for line in first.splitlines()]
+        title = next((_plain(line[2:]) for line in lines if line.startswith("# ")), path.stem)
+        italic = [line for line in lines if re.match(r"^\*[^*].*\*$", line)]
+        plain = [line for line in lines[1:] if line and not line.startswith(("#", "-", "*", ">", "|"))]
+        summary = _plain((italic or plain or [""])[0])
+        found = re.search(r"(?:\*\*time:?\*\*:?|time:|⏱)\s*(.+)", first, re.I)
+        minutes = _plain(found.group(1).split("·")[0]) if found else ""
+        out.append(MapEntry(path, title, summary, minutes))
+    return out
+
+
+def _map_html(entries: Sequence[ReportEntry]) -> str:
+    by_name = {e.name: e for e in entries}
+    rows = []
+    for m in notebook_map():
+        ran = by_name.get(m.name)
+        link = (f"<a href='{html.escape(ran.html.name)}'>{html.escape(m.title)}</a>" if ran
+                else html.escape(m.title))
+        status = "-" if ran is None else ("✓ ran through" if ran.ok else f"✗ failed: {html.escape(ran.error)}")
+        secs = f"{ran.seconds:.0f} s" if ran else "-"
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(m.summary)}</td><td>{html.escape(m.time)}</td>"
+                    f"<td>{status}</td><td>{secs}</td></tr>")
+    return ("<table><tr><th>notebook</th><th>what you do</th><th>time (estimate)</th><th>result</th>"
+            f"<th>ran in</th></tr>{''.join(rows)}</table>")
+
+
+def _claims_html() -> str:
+    """The article's sizes next to the lab's images as they are on the engine now."""
+    from .claims import ARTICLE, claims_html, measure_claims
+
+    try:
+        rows = measure_claims()
+    except StagelabError as exc:
+        return f"<p>Not measured: {html.escape(exc.message)}</p>"
+    return (f"<p>Each size the source article (<i>{html.escape(ARTICLE)}</i>) states, next to the same variant "
+            "built and measured here: uncompressed bytes as <code>docker image ls</code> shows them, the "
+            "base-image profile the image was built with, and when it was built. The apps and base images "
+            "differ from the article's, so compare the ratios, not the megabytes.</p>"
+            + claims_html(rows, link_notebooks=True))
+
+
 def write_index(entries: Sequence[ReportEntry], out_dir: Path) -> Path:
     """A plain ``index.html``: one row per notebook (link, status, seconds, profile)."""
     from .naming import namespace
@@ -128,7 +199,9 @@ def write_index(entries: Sequence[ReportEntry], out_dir: Path) -> Path:
         "<h1>Multi-stage builds lab: executed notebooks</h1>"
         f"<p>Executed {html.escape(stamp)}, profile setting <code>{html.escape(profile)}</code>, namespace "
         f"<code>{html.escape(namespace())}</code>. Every size in the notebooks says which image and profile it measured.</p>"
-        f"<table><tr><th>notebook</th><th>result</th><th>time</th><th>error</th></tr>{rows}</table></body></html>"
+        f"<table><tr><th>notebook</th><th>result</th><th>time</th><th>error</th></tr>{rows}</table>"
+        f"<h2>Notebook map</h2>{_map_html(entries)}"
+        f"<h2>Claims vs measured</h2>{_claims_html()}</body></html>"
     )
     target = out_dir / "index.html"
     target.write_text(page, encoding="utf-8")

@@ -14,8 +14,9 @@ from stagelab.layers import ChunkReader, ExportStreamError, read_export
 
 @pytest.fixture(autouse=True, params=["fast-skip", "tarfile-skip"])
 def skip_mode(request, monkeypatch):
-    """Every test runs with the zero-copy skip and with tarfile's own skipping."""
+    """Every test runs with the fast paths (zero-copy skip, struct header decoding) and without."""
     monkeypatch.setattr(layers, "FAST_SKIP", request.param == "fast-skip")
+    monkeypatch.setattr(layers, "FAST_HEADERS", request.param == "fast-skip")
     return request.param
 
 
@@ -418,3 +419,45 @@ def test_error_messages_have_a_fix():
     with pytest.raises(ExportStreamError) as info:
         read(b"garbage" * 200)
     assert info.value.fix and "fix:" in str(info.value)
+
+
+# --- the fast header decoder matches tarfile's -------------------------------------------------
+
+def _headers(fmt) -> list[bytes]:
+    out = []
+    cases = [
+        tarfile.TarInfo("usr/bin/plain"),
+        tarfile.TarInfo("d/" * 60 + "long-name-needing-a-prefix-or-pax"),
+        tarfile.TarInfo("v7dir/"),
+        tarfile.TarInfo("dev/null"), tarfile.TarInfo("big"), tarfile.TarInfo("link"),
+        tarfile.TarInfo("ünïcode/名前"),
+    ]
+    cases[3].type, cases[3].devmajor, cases[3].devminor = tarfile.CHRTYPE, 1, 3
+    cases[4].size, cases[4].uid = 9 * 1024**3, 3_000_000   # needs base-256 (GNU) or pax
+    cases[5].type, cases[5].linkname = tarfile.SYMTYPE, "../x/y"
+    cases[0].mode, cases[0].uid, cases[0].gid, cases[0].size, cases[0].mtime = 0o4755, 1000, 50, 12345, 1_700_000_000
+    for info in cases:
+        try:
+            data = info.tobuf(fmt, "utf-8", "surrogateescape")
+        except ValueError:
+            continue
+        out += [data[i:i + 512] for i in range(0, len(data), 512)]
+    return out
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_fast_header_decoding_equals_tarfile(fmt, monkeypatch):
+    monkeypatch.setattr(layers, "FAST_HEADERS", True)
+    blocks = _headers(fmt) + [b"\0" * 512, b"\xff" * 512, b"garbage" * 73 + b"x", b"", b"short"]
+    checked = 0
+    for buf in blocks:
+        try:
+            want = tarfile.TarInfo.frombuf(buf, "utf-8", "surrogateescape").get_info()
+        except tarfile.HeaderError as exc:
+            with pytest.raises(type(exc)):
+                layers._TarInfo.frombuf(buf, "utf-8", "surrogateescape")
+            continue
+        got = layers._TarInfo.frombuf(buf, "utf-8", "surrogateescape").get_info()
+        assert got == want
+        checked += 1
+    assert checked >= 5

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import queue
 import struct
 import tarfile
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -39,6 +41,9 @@ PREFETCH_CHUNKS = 32      # chunks read ahead from the engine by a thread (<= 32
 SECRET_CHUNK = 1 << 20   # read size when searching file contents for a secret
 #: JSON documents (manifest, index, config) larger than this are not read.
 MAX_JSON = 64 << 20
+#: Compressed sizes: gzip level 6 of 4 MiB blocks, deflated by this many threads.
+GZIP_BLOCK = 4 << 20
+GZIP_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 #: Files whose contents are kept (small databases the surface analysis reads).
 KEEP_PATHS = frozenset({
@@ -353,18 +358,48 @@ def _open_member(tar: tarfile.TarFile, info: tarfile.TarInfo, source) -> _Member
 
 
 class _GzipCounter:
-    """Counts the gzip -6 size of the bytes fed to it (``docker push`` compresses layers so)."""
+    """Counts the gzip -6 size of the bytes fed to it (``docker push`` compresses layers so).
 
-    def __init__(self) -> None:
-        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
-        self.size = 0
+    Counted, never stored. The stream is cut into ``GZIP_BLOCK`` blocks deflated
+    independently in a thread pool (zlib releases the GIL), so all cores work; the
+    total is one gzip header and trailer plus each block's deflate size. It differs from
+    a single gzip stream by the dictionary lost at each cut (well under 0.1% with 4 MiB
+    blocks) and equals ``len(gzip.compress(data, 6))`` for a layer of one block.
+    """
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self._parts: list[bytes] = []
+        self._pending = 0
+        self._futures: list = []
+        self.size = 18   # gzip header (10) + trailer (8)
 
     def __call__(self, data: bytes) -> None:
-        self.size += len(self._z.compress(data))
+        self._parts.append(data)
+        self._pending += len(data)
+        if self._pending >= GZIP_BLOCK:
+            self._submit()
+
+    def _submit(self) -> None:
+        block = b"".join(self._parts)
+        self._parts, self._pending = [], 0
+        self._futures.append(self._pool.submit(_deflated_size, block))
+        if len(self._futures) > 2 * GZIP_THREADS:   # bounded memory: wait for the oldest blocks
+            done = self._futures[: len(self._futures) - GZIP_THREADS]
+            self._futures = self._futures[len(done):]
+            self.size += sum(f.result() for f in done)
 
     def finish(self) -> int:
-        self.size += len(self._z.flush())
+        if self._parts or not self._futures:
+            self._submit()
+        self.size += sum(f.result() for f in self._futures)
+        self._futures = []
         return self.size
+
+
+def _deflated_size(block: bytes) -> int:
+    z = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return len(z.compress(block)) + len(z.flush())
 
 
 _HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s12x")
@@ -672,6 +707,7 @@ def read_export(
             fix="pass the output of `docker save IMAGE` (or an image name to stagelab.inspect)",
         ) from None
     clean_end = False
+    pool = ThreadPoolExecutor(GZIP_THREADS, thread_name_prefix="stagelab-gzip") if compressed else None
     try:
         while True:
             info = outer.next()
@@ -695,7 +731,7 @@ def read_export(
                 head = member.peek(512)
                 kind = _sniff(head)
                 if kind in ("tar", "gzip"):
-                    counter = _GzipCounter() if compressed and kind == "tar" else None
+                    counter = _GzipCounter(pool) if pool is not None and kind == "tar" else None
                     member.tee = counter
                     scan = scan_layer(member, name, mode="r|" if kind == "tar" else "r|gz",
                                       secret=needle, keep=keep_fn)
@@ -720,6 +756,8 @@ def read_export(
             fix="re-run; if the engine stopped, start it (`stagelab doctor`) and try again",
         ) from None
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         try:
             outer.close()
         except Exception:

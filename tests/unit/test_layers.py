@@ -461,3 +461,15 @@ def test_fast_header_decoding_equals_tarfile(fmt, monkeypatch):
         assert got == want
         checked += 1
     assert checked >= 5
+
+
+def test_compressed_size_in_blocks_stays_close_to_one_gzip_stream(monkeypatch):
+    monkeypatch.setattr(layers, "GZIP_BLOCK", 256 << 10)
+    words = [hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(400)]
+    text = b" ".join(words[(i * 7919) % 400] for i in range(60_000))   # ~3.9 MB, compressible
+    tar = layer_tar([("file", "/words.txt", text)])
+    one_stream = len(gzip.compress(tar, 6, mtime=0))
+    result = read(classic_export([tar]), compressed=True)
+    got = result.layers[0].compressed_size
+    assert got != one_stream and abs(got - one_stream) / one_stream < 0.01
+    assert one_stream < len(tar) / 2

@@ -901,10 +901,10 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
             for line in parsed.feed(chunk):
                 for n, _, instruction in parsed.take_new_steps():
                     shown = parsed.dockerfile_total
-                    if n > shown:
-                        prog.step(shown, shown, "adding the lab's labels")
-                    else:
+                    if n <= shown:
                         prog.step(n, shown, instruction)
+                    elif n == shown + 1:  # the API's own LABEL steps: one line for all of them
+                        prog.step(shown, shown, "adding the lab's labels")
                 prog.log(line)
         for line in parsed.flush():
             prog.log(line)

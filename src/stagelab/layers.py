@@ -369,20 +369,17 @@ class _GzipCounter:
 
     def __init__(self, pool) -> None:
         self._pool = pool
-        self._parts: list[bytes] = []
-        self._pending = 0
+        self._buf = bytearray()
         self._futures: list = []
         self.size = 18   # gzip header (10) + trailer (8)
 
     def __call__(self, data: bytes) -> None:
-        self._parts.append(data)
-        self._pending += len(data)
-        if self._pending >= GZIP_BLOCK:
-            self._submit()
+        self._buf += data
+        while len(self._buf) >= GZIP_BLOCK:   # exact cuts: the result does not depend on read sizes
+            self._submit(bytes(self._buf[:GZIP_BLOCK]))
+            del self._buf[:GZIP_BLOCK]
 
-    def _submit(self) -> None:
-        block = b"".join(self._parts)
-        self._parts, self._pending = [], 0
+    def _submit(self, block: bytes) -> None:
         self._futures.append(self._pool.submit(_deflated_size, block))
         if len(self._futures) > 2 * GZIP_THREADS:   # bounded memory: wait for the oldest blocks
             done = self._futures[: len(self._futures) - GZIP_THREADS]
@@ -390,8 +387,9 @@ class _GzipCounter:
             self.size += sum(f.result() for f in done)
 
     def finish(self) -> int:
-        if self._parts or not self._futures:
-            self._submit()
+        if self._buf or not self._futures:
+            self._submit(bytes(self._buf))
+            self._buf = bytearray()
         self.size += sum(f.result() for f in self._futures)
         self._futures = []
         return self.size

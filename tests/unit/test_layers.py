@@ -469,7 +469,8 @@ def test_compressed_size_in_blocks_stays_close_to_one_gzip_stream(monkeypatch):
     text = bytes(random.Random(5).choices(b"abcdefgh \n", k=3_000_000))   # compressible, ~3 bits/byte
     tar = layer_tar([("file", "/words.txt", text)])
     one_stream = len(gzip.compress(tar, 6, mtime=0))
-    result = read(classic_export([tar]), compressed=True)
-    got = result.layers[0].compressed_size
-    assert got != one_stream and abs(got - one_stream) / one_stream < 0.01
+    got = read(classic_export([tar]), compressed=True).layers[0].compressed_size
+    assert got != one_stream and abs(got - one_stream) / one_stream < 0.02   # ~0.06% with 4 MiB blocks
     assert one_stream < len(tar) / 2
+    for chunk in (7_777, 1 << 20):   # cut at exact block boundaries: independent of read sizes
+        assert read(classic_export([tar]), chunk=chunk, compressed=True).layers[0].compressed_size == got

@@ -834,7 +834,14 @@ def inspect(
         api_history = []
     export = None
     if contents or compressed:
-        export = layers_mod.read_image(client, attrs["Id"], secret=secret, compressed=compressed)
+        try:
+            export = layers_mod.read_image(client, attrs["Id"], secret=secret, compressed=compressed)
+        except ExportStreamError:
+            try:   # removed while we read it? Then say so, not "truncated stream"
+                client.api.inspect_image(attrs["Id"])
+            except docker.errors.NotFound:
+                raise _not_found(image, " (it was removed while being read)") from None
+            raise
     tags = attrs.get("RepoTags") or []
     ref = image if (image in tags or not tags) and not image.startswith("sha256:") else (tags[0] if tags else image)
     return report_from_export(export, attrs, api_history, ref=ref, lockfile=lockfile, secret=secret,

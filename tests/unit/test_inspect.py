@@ -399,3 +399,20 @@ def test_unknown_image_names_the_image_and_the_fix(name, fix):
     with pytest.raises(ImageNotFound) as info:
         insp.inspect(name, client=FakeClient({}))
     assert name in info.value.message and fix in info.value.fix
+
+
+def test_image_removed_while_being_read():
+    a = attrs(_size=10)
+    client = FakeClient({"t:1": a})
+
+    def broken(name, chunk_size=None):
+        client.api.images.clear()   # gone from the engine ...
+        yield _export_bytes()[:2000]   # ... and the export stops short
+
+    client.api.get_image = broken
+    with pytest.raises(ImageNotFound, match="removed while being read"):
+        insp.inspect("t:1", client=client)
+    client = FakeClient({"t:1": a})
+    client.api.get_image = lambda name, chunk_size=None: iter([_export_bytes()[:2000]])
+    with pytest.raises(insp.ExportStreamError, match="truncated"):
+        insp.inspect("t:1", client=client)

@@ -922,6 +922,9 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
             json.JSONDecodeError, OSError) as exc:
         raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction, str(exc),
                                   parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
+    except KeyboardInterrupt:  # the engine cancels a classic build when its client goes away
+        prog.close(f"interrupted at step {parsed.step or 0}", ok=False)
+        raise
     finally:
         context_file.close()
 
@@ -1033,10 +1036,20 @@ def _run_buildkit(*, ctx: Path, df_path: Path, df_shown: str, text: str, tag: st
         proc.wait()
         prog.close("interrupted", ok=False)
         raise
-    if returncode != 0 or parsed.image_id is None:
+    image_id = parsed.image_id
+    if returncode == 0 and image_id is None:  # a CLI that words its progress differently
+        import docker.errors
+
+        from .engine import client as engine_client
+
+        try:
+            image_id = engine_client().images.get(tag).id
+        except docker.errors.DockerException:
+            image_id = None
+    if returncode != 0 or image_id is None:
         error = parsed.final_error or f"docker build exited with code {returncode}"
         exc = _failure_from(parsed, error, df_shown, ctx, arg_values, text, tag)
         prog.close(_shorten(exc.message.splitlines()[0], 100), ok=False)
         raise exc
     prog.close(f"{tag} built, {parsed.steps_cached} of {parsed.steps_total} steps cached")
-    return parsed, parsed.image_id, None
+    return parsed, image_id, None

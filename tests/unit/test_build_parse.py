@@ -693,3 +693,53 @@ def test_cli_build_error_is_two_lines_not_a_traceback(monkeypatch, capsys):
     assert cli.main(["build", "a", "b"]) == 1
     err = capsys.readouterr().err
     assert "step 3/5 failed" in err and "fix: fix RUN x" in err and "Traceback" not in err
+
+
+class RecordingProgress(P.Progress):
+    def __init__(self, title, total=None, mode=None, log_title="Log"):
+        super().__init__(title, total)
+        self.events: list[tuple] = []
+
+    def step(self, n, total=None, text=""):
+        self.events.append(("step", n, total, text))
+
+    def log(self, line):
+        self.events.append(("log", line))
+
+    def close(self, summary="", ok=True):
+        self.events.append(("close", ok, summary))
+
+
+def _recording(monkeypatch) -> list[RecordingProgress]:
+    made: list[RecordingProgress] = []
+
+    def factory(*args, **kwargs):
+        made.append(RecordingProgress(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(P, "open_progress", factory)
+    return made
+
+
+def test_progress_sees_dockerfile_steps_and_one_label_line(monkeypatch, context, fake_profiles):
+    made = _recording(monkeypatch)
+    labels = ["org.stagelab.lab=true", "org.stagelab.namespace=unit", "org.stagelab.profile=offline"]
+    chunks = (OK_CHUNKS[:-2] + [{"stream": f"Step {n}/7 : LABEL {label}\n"} for n, label in zip((5, 6, 7), labels)]
+              + OK_CHUNKS[-2:])
+    use_client(monkeypatch, FakeClient(chunks))
+    result = B.build_context(context, "Dockerfile", tag="t:1")
+    assert result.steps_total == 1 and result.steps_cached == 1
+    steps = [e for e in made[0].events if e[0] == "step"]
+    assert steps[:3] == [("step", 1, 4, "ARG GOLANG_IMAGE=golang:1.22"), ("step", 2, 4, "FROM ${GOLANG_IMAGE}"),
+                         ("step", 3, 4, "COPY a /a")]
+    assert steps[3:] == [("step", 4, 4, "adding the lab's labels")]
+    assert made[0].events[-1][:2] == ("close", True)
+    assert ("log", " ---> Using cache") in made[0].events
+
+
+def test_interrupted_build_closes_its_progress(monkeypatch, context, fake_profiles):
+    made = _recording(monkeypatch)
+    use_client(monkeypatch, FakeClient(OK_CHUNKS[:7], exc=KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        B.build_context(context, "Dockerfile", tag="t:1")
+    assert made[0].events[-1] == ("close", False, "interrupted at step 3")

@@ -32,7 +32,9 @@ def _files(report: Any) -> dict[str, Any]:
 def dev_packages_found(report: Any) -> list[str]:
     """Dev-only packages present in any node_modules of the image (``["typescript", "tsx"]``)."""
     found: list[str] = []
-    for path in _files(report):
+    for path, entry in _files(report).items():
+        if not getattr(entry, "is_regular", True):
+            continue   # npm may leave an empty scope folder (node_modules/@types) behind
         parts = path.split("/node_modules/")
         if len(parts) < 2:
             continue
@@ -47,8 +49,9 @@ def dev_packages_found(report: Any) -> list[str]:
 
 def ts_sources_found(report: Any) -> list[str]:
     """TypeScript sources (``.ts``, not ``.d.ts``) outside node_modules."""
-    return sorted(p for p in _files(report)
-                  if p.endswith(".ts") and not p.endswith(".d.ts") and "/node_modules/" not in p)
+    return sorted(p for p, e in _files(report).items()
+                  if p.endswith(".ts") and not p.endswith(".d.ts") and "/node_modules/" not in p
+                  and getattr(e, "is_regular", True))
 
 
 def no_dev_packages(hint: str = "") -> Rule:

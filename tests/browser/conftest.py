@@ -4,13 +4,19 @@ Chromium missing is a FAILURE with the install command, never a skip.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lab_harness import CHROMIUM_ARGS, MISSING_CHROMIUM, LabServer, find_chromium, start_lab, stop_lab
+# pytest runs with --import-mode=importlib (pyproject): make the helper module importable
+# for this conftest and the test files of this folder.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from lab_harness import CHROMIUM_ARGS  # noqa: E402, MISSING_CHROMIUM, LabServer, find_chromium, start_lab, stop_lab
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from lab_harness import CHROMIUM_ARGS  # noqa: E402, MISSING_CHROMIUM, LabServer, find_chromium, start_lab, stop_lab
+from lab_harness import (  # noqa: E402
+    CHROMIUM_ARGS, MISSING_CHROMIUM, LabServer, find_chromium, start_lab, stop_lab,
+)
 
 
 @pytest.fixture(scope="session")

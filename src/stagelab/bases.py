@@ -890,8 +890,36 @@ def prepare(profile: Any = None, *, rebuild: bool = False, roles: Iterable[str] 
     return _prepare_offline(prof, roles, rebuild, progress, workers)
 
 
+@contextlib.contextmanager
+def _prepare_lock() -> Iterator[None]:
+    """One offline preparation at a time per cache (``make bases`` and notebook 00 at once)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows without WSL: no lock
+        yield
+        return
+    cache = base_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".prepare.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            sys.stderr.write("[stagelab] another `bases prepare` is running on this cache; waiting for it ...\n")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _prepare_offline(prof: _profiles.Profile, roles: list[str] | None, rebuild: bool,
                      progress: Any, workers: int) -> list[BaseStatus]:
+    with _prepare_lock():
+        return _prepare_offline_locked(prof, roles, rebuild, progress, workers)
+
+
+def _prepare_offline_locked(prof: _profiles.Profile, roles: list[str] | None, rebuild: bool,
+                            progress: Any, workers: int) -> list[BaseStatus]:
     started = time.monotonic()
     ca = _extra_ca_info(strict=True)
     plan = _plan(roles)

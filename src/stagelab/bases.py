@@ -33,7 +33,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,7 +51,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 EXTRA_CA_ENV = "STAGELAB_EXTRA_CA"
 RECIPE_VERSION = "1"          # bump to force every stand-in to be rebuilt
 
-BASE_LABEL = "org.stagelab.base"
+BASE_LABEL = naming.BASE_LABEL     # "org.stagelab.base"
 IMITATES_LABEL = "org.stagelab.imitates"
 SOURCES_LABEL = "org.stagelab.sources"
 DIFFERS_LABEL = "org.stagelab.differs"

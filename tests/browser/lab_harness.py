@@ -239,10 +239,17 @@ class LabPage:
             else:
                 idle_since = None
             self.page.wait_for_timeout(500)
+        running = self.page.locator(".jp-CodeCell", has=self.page.locator(".jp-InputPrompt", has_text="[*]"))
+        stuck = ""
+        if running.count():
+            first = running.first
+            first.scroll_into_view_if_needed(timeout=10_000)
+            stuck = first.locator(".jp-InputArea-editor").inner_text()[:300]
         self.screenshot(f"{Path(self.notebook).stem}-timeout")
         raise AssertionError(
             f"{self.notebook}: {what} not finished within {timeout_s:.0f} s "
-            f"(kernel {self.status()}, {self.busy_prompts()} cell(s) still queued or running)"
+            f"(kernel {self.status()}, {self.busy_prompts()} cell(s) still queued or running; "
+            f"the first of them:\n{stuck})"
         )
 
     def run_all(self, timeout_s: float) -> NotebookRun:
@@ -282,7 +289,17 @@ class LabPage:
         path = SCREENSHOTS / f"{name}.png"
         if locator is not None:
             locator.scroll_into_view_if_needed(timeout=10_000)
-            locator.screenshot(path=str(path), timeout=30_000)
+            box, size = locator.bounding_box(), self.page.viewport_size
+            if box and size and box["height"] + 250 > size["height"]:
+                # a widget taller than the window: grow the window so the notebook shows all of it
+                self.page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 400})
+                try:
+                    locator.scroll_into_view_if_needed(timeout=10_000)
+                    locator.screenshot(path=str(path), timeout=30_000)
+                finally:
+                    self.page.set_viewport_size(size)
+            else:
+                locator.screenshot(path=str(path), timeout=30_000)
         else:
             self.page.screenshot(path=str(path))
         return path

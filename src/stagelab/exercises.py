@@ -319,7 +319,7 @@ def check(name: str | Exercise, *, solution: bool | None = None, progress: str |
     if solution is None:
         solution = use_solutions()
     context = _solution_context(ex) if solution else start(ex.name, quiet=True)
-    tag = image_tag(ex.app, ex.variant + ("-solution" if solution else ""))
+    tag = image_tag(ex.app, f"ex-{ex.name}" + ("-solution" if solution else ""))
     labels = lab_labels(app=ex.app, variant=ex.variant, exercise=ex.name)
     try:
         result = build_context(context, "Dockerfile", tag=tag, labels=labels, builder=ex.builder,
@@ -554,10 +554,12 @@ ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine
 
 FROM ${GOLANG_ALPINE_IMAGE} AS builder
 WORKDIR /src
-ENV CGO_ENABLED=0
+ENV CGO_ENABLED=0 GOOS=linux
 COPY go.mod ./
+RUN go mod download
 COPPY *.go ./
-RUN go build -ldflags="-w -s" -o /out/server .
+ARG VERSION=dev
+RUN go build -trimpath -ldflags="-w -s -X main.version=${VERSION}" -o /out/server .
 
 FROM scratch
 LABEL org.opencontainers.image.authors="CHANGE-ME"
@@ -612,10 +614,12 @@ ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine
 
 FROM ${GOLANG_ALPINE_IMAGE} AS builder
 WORKDIR /src
-ENV CGO_ENABLED=0
+ENV CGO_ENABLED=0 GOOS=linux
 COPY go.mod ./
+RUN go mod download
 COPY *.go ./
-RUN go build -trimpath -ldflags="-w -s" -o /out/server .
+ARG VERSION=dev
+RUN go build -trimpath -ldflags="-w -s -X main.version=${VERSION}" -o /out/server .
 
 FROM scratch
 COPY --from=builder /out/server /server
@@ -639,9 +643,9 @@ RUN printf 'machine git.example.com login ci password %s\\n' "$GIT_TOKEN" > /roo
 COPY go.mod ./
 RUN go mod download
 COPY *.go ./
-RUN CGO_ENABLED=0 go build -ldflags="-w -s" -o /server .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-w -s" -o /out/server .
 EXPOSE 8080
-CMD ["/server"]
+CMD ["/out/server"]
 """
 
 _GO_EXERCISES: tuple[Exercise, ...] = (

@@ -624,7 +624,18 @@ def _node_tree() -> Path:
     return final / "node"
 
 
-def _slim_tar() -> Path:
+def _timer(say: ProgressCallback | None, what: str) -> Callable[[], None]:
+    """Report ``what`` as a finished input step (with its seconds) when the returned function is called."""
+    t0 = time.monotonic()
+
+    def done() -> None:
+        if say is not None:
+            say(PrepareEvent(0, 0, what, "step", seconds=time.monotonic() - t0, message="done"))
+
+    return done
+
+
+def _slim_tar(say: ProgressCallback | None = None) -> Path:
     """The slimmed Debian 12 root tree as a tar (debootstrap once, then cached)."""
     slim_sh = bases_dir() / "debian" / "slim.sh"
     digest = hashlib.sha256(slim_sh.read_bytes()).hexdigest()[:12]
@@ -632,25 +643,28 @@ def _slim_tar() -> Path:
     out = cache / f"{DEBIAN_SUITE}-slim-{_engine_arch()}-{digest}.tar"
     if out.is_file():
         return out
-    tree = _minbase_tree()
+    tree = _minbase_tree(say)
+    done = _timer(say, "slim + pack the Debian tree")
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".slim-work-", dir=cache) as work_dir:
         work = Path(work_dir)
         rootfs = work / "rootfs"
-        _run(["cp", "-a", str(tree), str(rootfs)], "copying the Debian tree")
+        # a hard-linked copy (fast): slim.sh only removes files or writes them anew
+        _run(["cp", "-al", str(tree), str(rootfs)], "copying the Debian tree")
         _run(["sh", str(slim_sh), str(rootfs)], "slimming the Debian tree (bases/debian/slim.sh)")
         tmp_tar = work / "slim.tar"
         _run(["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tmp_tar),
               "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*", "."],
              "packing the Debian tree")
         os.replace(tmp_tar, out)
+    done()
     for old in cache.glob(f"{DEBIAN_SUITE}-slim-*.tar"):
         if old != out:
             old.unlink(missing_ok=True)
     return out
 
 
-def _minbase_tree() -> Path:
+def _minbase_tree(say: ProgressCallback | None = None) -> Path:
     """``debootstrap --variant=minbase bookworm`` into <cache>/debian/minbase-<arch> (once)."""
     cache = base_cache() / "debian"
     final = cache / f"{DEBIAN_SUITE}-minbase-{_engine_arch()}"
@@ -679,13 +693,17 @@ def _minbase_tree() -> Path:
         second = ["chroot", str(tmp), "/debootstrap/debootstrap", "--second-stage"]
         try:
             with open(log, "w") as fh:
+                done = _timer(say, "debootstrap stage 1 (download, unpack)")
                 proc = subprocess.run(first, stdout=fh, stderr=subprocess.STDOUT)
+                done()
                 if proc.returncode == 0:
                     speedup = tmp / "etc" / "dpkg" / "dpkg.cfg.d"
                     speedup.mkdir(parents=True, exist_ok=True)
                     (speedup / "docker-apt-speedup").write_text("force-unsafe-io\n")
                     fh.flush()
+                    done = _timer(say, "debootstrap stage 2 (configure)")
                     proc = subprocess.run(second, stdout=fh, stderr=subprocess.STDOUT)
+                    done()
         finally:
             _unmount_below(tmp)
         if proc.returncode != 0:
@@ -977,7 +995,7 @@ def _prepare_inputs(todo: list[StandIn], say: ProgressCallback) -> dict[str, Pat
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures: dict[str, Future] = {}
         if need_debian:
-            futures["debian"] = pool.submit(timed, f"Debian {DEBIAN_SUITE} slim tree", _slim_tar)
+            futures["debian"] = pool.submit(timed, f"Debian {DEBIAN_SUITE} slim tree", lambda: _slim_tar(say))
         if need_go:
             futures["go"] = pool.submit(timed, f"Go {GO_VERSION} (wheel)", _go_tree)
         if need_node:

@@ -979,6 +979,17 @@ def _prepare_offline_locked(prof: _profiles.Profile, roles: list[str] | None, re
     return status(prof, helpers=roles is None)
 
 
+def _lower_thread_priority() -> None:
+    """Nice this worker thread (Linux: per thread), so debootstrap, on the critical path, goes first.
+
+    The wheel downloads and unpacking only have to be ready when debootstrap is done.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 def _prepare_inputs(todo: list[StandIn], say: ProgressCallback) -> dict[str, Path]:
     """Debian tree, Go and Node trees (downloads run while debootstrap does)."""
     need_go = any("go" in s.payload for s in todo)
@@ -986,7 +997,9 @@ def _prepare_inputs(todo: list[StandIn], say: ProgressCallback) -> dict[str, Pat
     need_debian = any(s.imported for s in todo)
     trees: dict[str, Path] = {}
 
-    def timed(name: str, fn: Callable[[], Path]) -> Path:
+    def timed(name: str, fn: Callable[[], Path], background: bool = False) -> Path:
+        if background:
+            _lower_thread_priority()
         t0 = time.monotonic()
         result = fn()
         say(PrepareEvent(0, 0, name, "step", seconds=time.monotonic() - t0, message="ready"))
@@ -997,9 +1010,9 @@ def _prepare_inputs(todo: list[StandIn], say: ProgressCallback) -> dict[str, Pat
         if need_debian:
             futures["debian"] = pool.submit(timed, f"Debian {DEBIAN_SUITE} slim tree", lambda: _slim_tar(say))
         if need_go:
-            futures["go"] = pool.submit(timed, f"Go {GO_VERSION} (wheel)", _go_tree)
+            futures["go"] = pool.submit(timed, f"Go {GO_VERSION} (wheel)", _go_tree, True)
         if need_node:
-            futures["node"] = pool.submit(timed, f"Node.js {NODE_VERSION} (wheel)", _node_tree)
+            futures["node"] = pool.submit(timed, f"Node.js {NODE_VERSION} (wheel)", _node_tree, True)
         errors = []
         for key, fut in futures.items():
             try:

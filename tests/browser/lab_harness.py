@@ -45,6 +45,7 @@ MISSING_CHROMIUM = (
 SERVER_START_S = 90      # JupyterLab answering /api/status
 PAGE_LOAD_S = 90         # the notebook panel and its kernel connected
 WIDGET_UPDATE_S = 60     # a chart redrawn after a click (the kernel renders the PNG)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"   # the notebook on screen
 
 
 # --- Chromium ------------------------------------------------------------------------------
@@ -201,8 +202,9 @@ class LabPage:
 
     def open(self) -> None:
         """Open the notebook and wait (bounded) until its kernel is connected and idle."""
-        self.page.goto(f"{self.server.url}/lab/tree/{self.notebook}", timeout=PAGE_LOAD_S * 1000)
-        self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=PAGE_LOAD_S * 1000)
+        # ?reset: a fresh workspace, so notebooks opened by earlier tests are not restored beside it
+        self.page.goto(f"{self.server.url}/lab/tree/{self.notebook}?reset", timeout=PAGE_LOAD_S * 1000)
+        self.page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=PAGE_LOAD_S * 1000)
         self._accept_kernel_dialog()
         self.wait_idle(PAGE_LOAD_S, what="kernel start")
 
@@ -214,15 +216,20 @@ class LabPage:
             return
         self.page.locator(".jp-Dialog .jp-mod-accept").first.click()
 
+    @property
+    def panel(self) -> Any:
+        """The notebook panel on screen (hidden tabs excluded)."""
+        return self.page.locator(PANEL).first
+
     def status(self) -> str:
-        indicator = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+        indicator = self.page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator")
         if indicator.count() == 0:
             return "unknown"
         return indicator.first.get_attribute("data-status") or "unknown"
 
     def busy_prompts(self) -> int:
         return int(self.page.evaluate(
-            "() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+            f"() => Array.from(document.querySelectorAll('{PANEL} .jp-InputPrompt'))"
             ".filter(e => e.textContent.includes('[*]')).length"
         ))
 
@@ -239,7 +246,7 @@ class LabPage:
             else:
                 idle_since = None
             self.page.wait_for_timeout(500)
-        running = self.page.locator(".jp-CodeCell", has=self.page.locator(".jp-InputPrompt", has_text="[*]"))
+        running = self.panel.locator(".jp-CodeCell", has=self.page.locator(".jp-InputPrompt", has_text="[*]"))
         stuck = ""
         if running.count():
             first = running.first
@@ -260,22 +267,22 @@ class LabPage:
         self.page.wait_for_timeout(1000)
         run = NotebookRun()
         run.seconds = 1.0 + self.wait_idle(timeout_s, what="Run All Cells")
-        run.cells = self.page.locator(".jp-NotebookPanel .jp-CodeCell").count()
+        run.cells = self.panel.locator(".jp-CodeCell").count()
         run.errors = self._texts('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
         run.stderr = self._texts('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')
         run.console_errors = list(self.console)
         return run
 
     def _texts(self, selector: str) -> list[str]:
-        return [t.strip()[:2000] for t in self.page.locator(selector).all_inner_texts()]
+        return [t.strip()[:2000] for t in self.panel.locator(selector).all_inner_texts()]
 
     def widget_problems(self) -> list[str]:
         """Every sign of a widget that failed to render (empty list: all rendered)."""
         problems = []
-        error_views = self.page.locator(".jupyter-widgets-error-widget").count()
+        error_views = self.panel.locator(".jupyter-widgets-error-widget").count()
         if error_views:
             problems.append(f"{error_views} widget error view(s) (.jupyter-widgets-error-widget)")
-        text = self.page.locator(".jp-NotebookPanel").first.inner_text()
+        text = self.panel.inner_text()
         if "Error displaying widget" in text:
             problems.append('"Error displaying widget" shown in an output')
         for err in self._texts('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'):
@@ -362,7 +369,7 @@ def pick_other_baseline(root: Any) -> str | None:
 
 def check_size_comparison(lab: LabPage, shot: str, index: int = 0) -> dict[str, str]:
     """Assert one live SizeComparison: rendered, redraws on scale and on baseline; save screenshots."""
-    widget = lab.page.locator(f".stagelab-size-comparison{LIVE}").nth(index)
+    widget = lab.panel.locator(f".stagelab-size-comparison{LIVE}").nth(index)
     widget.wait_for(timeout=WIDGET_UPDATE_S * 1000)
     classes = widget.get_attribute("class") or ""
     assert "jupyter-widgets" in classes, f"{lab.notebook}: SizeComparison is not a live widget view ({classes})"
@@ -381,7 +388,7 @@ def check_size_comparison(lab: LabPage, shot: str, index: int = 0) -> dict[str, 
 
 def check_layer_explorer(lab: LabPage, shot: str, index: int = 0) -> str:
     """Assert one live LayerExplorer shows a layers table with rows; save a screenshot."""
-    widget = lab.page.locator(f".stagelab-layer-explorer{LIVE}").nth(index)
+    widget = lab.panel.locator(f".stagelab-layer-explorer{LIVE}").nth(index)
     widget.wait_for(timeout=WIDGET_UPDATE_S * 1000)
     assert "jupyter-widgets" in (widget.get_attribute("class") or "")
     table = widget.locator(".stagelab-layers-table").first

@@ -3,9 +3,10 @@
 A room of learners shares one engine, each with a ``STAGELAB_NAMESPACE``. The base images
 and the build cache are shared; what each learner adds is the layers of the lab images
 their notebooks create. ``namespace_usage()`` measures that from the images on the engine:
-every image carrying the lab label and the namespace label, each distinct layer counted
-once (by its chain id, as the engine stores it), minus the layers that also belong to an
-image outside the lab (the base images, which every learner shares).
+every tagged image carrying the lab label and the namespace label, each distinct layer
+counted once (by its chain id, as the engine stores it), minus the layers that also belong
+to an image outside the lab (the base images, which every learner shares). Untagged older
+builds of the namespace (a rebuild moved their tag) are reported apart.
 
 The largest measurement per namespace and engine is kept in ``<cache>/workshop-usage.json``
 so doctor can still tell after ``stagelab clean``; before any run it says "not measured yet".
@@ -38,13 +39,19 @@ class NamespaceUsage:
     measured_at: str         # ISO time of the measurement
     engine: str = ""         # the engine address it was measured on
     live: bool = True        # False: read back from the saved record (no lab image now)
+    untagged_images: int = 0  # older builds whose tag moved to a rebuild (not part of a run's need)
+    untagged_bytes: int = 0   # what those hold beyond the tagged images and the bases
 
     def as_text(self) -> str:
         """One line for doctor: the need per learner and how it was measured."""
         how = (f"{self.images} lab image(s) of namespace '{self.namespace}', each layer counted once, "
                f"shared base layers ({human_size(self.shared_bytes)}) excluded")
         when = "measured now" if self.live else f"the largest measured, {self.measured_at}"
-        return f"{human_size(self.own_bytes)} per learner ({how}; {when})"
+        text = f"{human_size(self.own_bytes)} per learner ({how}; {when})"
+        if self.live and self.untagged_images:
+            text += (f"; {self.untagged_images} untagged older build(s) of this namespace hold "
+                     f"{human_size(self.untagged_bytes)} more (`stagelab clean` removes them)")
+        return text
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -109,17 +116,23 @@ def namespace_usage(ns: str | None = None, *, client: Any = None) -> NamespaceUs
     client = client or engine.client()
     images = client.images.list(filters={"label": [f"{LAB_LABEL}=true", f"{NAMESPACE_LABEL}={ns}"]})
     images = [img for img in images if (img.labels or {}).get(NAMESPACE_LABEL) == ns]
-    if not images:
-        return None
-    layer_lists = []
+    tagged: list[list[tuple[str, int]]] = []
+    untagged: list[list[tuple[str, int]]] = []
     for image in images:
         try:
-            layer_lists.append(_layers_of(image.id, client))
+            layers = _layers_of(image.id, client)
         except Exception:  # removed meanwhile (another learner's clean, a rebuild)
             continue
-    own, shared = distinct_layer_bytes(layer_lists, _outside_lab_chains(client))
-    return NamespaceUsage(namespace=ns, images=len(layer_lists), own_bytes=own, shared_bytes=shared,
-                          measured_at=time.strftime("%Y-%m-%d %H:%M"), engine=engine.engine_address())
+        (tagged if image.tags else untagged).append(layers)
+    if not tagged:
+        return None
+    bases = _outside_lab_chains(client)
+    own, shared = distinct_layer_bytes(tagged, bases)
+    tagged_chains = {c for layers in tagged for c in chain_ids([d for d, _ in layers])}
+    extra, _ = distinct_layer_bytes(untagged, bases | tagged_chains)
+    return NamespaceUsage(namespace=ns, images=len(tagged), own_bytes=own, shared_bytes=shared,
+                          measured_at=time.strftime("%Y-%m-%d %H:%M"), engine=engine.engine_address(),
+                          untagged_images=len(untagged), untagged_bytes=extra)
 
 
 # --- the saved record (the largest measurement: a full run creates the most images) ----------
@@ -161,7 +174,8 @@ def save_if_larger(usage: NamespaceUsage, path: Path | None = None) -> bool:
     if isinstance(old, dict) and int(old.get("own_bytes", 0)) >= usage.own_bytes:
         return False
     record = asdict(usage)
-    record.pop("live", None)
+    for transient in ("live", "untagged_images", "untagged_bytes"):
+        record.pop(transient, None)
     data[key] = record
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,3 +81,41 @@ def test_transport_names_how_the_engine_is_reached(address: str, env: dict[str, 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert engine.transport(address).startswith(expected)
+
+
+class _Img:
+    def __init__(self, image_id: str, tags: list[str], labels: dict[str, str], diff_ids: list[str]) -> None:
+        self.id, self.tags, self.labels = image_id, tags, labels
+        self.attrs = {"RootFS": {"Layers": diff_ids}}
+
+
+class _Images:
+    def __init__(self, images: list[_Img]) -> None:
+        self._images = images
+
+    def list(self, filters: dict | None = None) -> list[_Img]:
+        wanted = (filters or {}).get("label", [])
+        return [i for i in self._images
+                if all(i.labels.get(k) == v for k, v in (w.split("=", 1) for w in wanted))]
+
+
+def test_namespace_usage_counts_tagged_images_and_reports_untagged_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = {"org.stagelab.lab": "true", "org.stagelab.namespace": "ana"}
+    sizes = {_d(1): 600, _d(2): 80, _d(3): 5, _d(4): 70, _d(5): 9}
+    images = [
+        _Img("base", ["stagelab-offline/golang:1.22"], {"org.stagelab.base": "true"}, [_d(1)]),
+        _Img("single", ["stagelab/ana/go-server:single"], lab, [_d(1), _d(2)]),
+        _Img("scratch", ["stagelab/ana/go-server:scratch"], lab, [_d(3)]),
+        _Img("old-single", [], lab, [_d(1), _d(4)]),      # the tag moved to a rebuild
+        _Img("ben", ["stagelab/ben/go-server:scratch"], {**lab, "org.stagelab.namespace": "ben"}, [_d(5)]),
+    ]
+    client = type("C", (), {"images": _Images(images)})()
+    by_id = {i.id: i for i in images}
+    monkeypatch.setattr(workshop, "_layers_of",
+                        lambda ref, client: [(d, sizes[d]) for d in by_id[ref].attrs["RootFS"]["Layers"]])
+    usage = workshop.namespace_usage("ana", client=client)
+    assert usage is not None
+    assert (usage.images, usage.own_bytes, usage.shared_bytes) == (2, 85, 600)
+    assert (usage.untagged_images, usage.untagged_bytes) == (1, 70)
+    assert "1 untagged older build(s)" in usage.as_text()
+    assert workshop.namespace_usage("nobody", client=client) is None

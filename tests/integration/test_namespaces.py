@@ -137,7 +137,8 @@ def test_two_learners_at_once_then_clean_one_namespace(learners: list[str], tmp_
     line = next((ln for ln in doctor.stdout.splitlines() if ln.startswith("per learner")), "")
     print(f"doctor for {ns_a}: {line}")
     usage = workshop.namespace_usage(ns_a)
-    assert usage is not None and usage.images == len(images[ns_a]) and usage.own_bytes > 0
+    tagged = sum(1 for tags in images[ns_a].values() if tags)
+    assert usage is not None and usage.images == tagged and usage.own_bytes > 0, (usage, images[ns_a])
     assert f"namespace '{ns_a}'" in line and "not measured" not in line, doctor.stdout + doctor.stderr
 
     # 4. cleanup in namespace A leaves B's images (same ids) and C's in place

@@ -483,8 +483,15 @@ def label_set(key: str, placeholder: str, hint: str) -> Rule:
     return rule
 
 
-def no_secret(hint_file: str, hint_history: str) -> Rule:
-    """Fails when the exercise's secret is found in the image (files, history, env, labels)."""
+def no_secret(hint_file: str, hint_history: str, *, redact: str | None = None) -> Rule:
+    """Fails when the exercise's secret is found in the image (files, history, env, labels).
+
+    ``redact``: the secret's value, replaced by ``***`` in the feedback.
+    """
+
+    def shown(text: str) -> str:
+        text = " ".join(text.split())
+        return text.replace(redact, "***") if redact else text
 
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
         hits = list(report.surface.secret_hits or [])
@@ -494,10 +501,12 @@ def no_secret(hint_file: str, hint_history: str) -> Rule:
         other = [h for h in hits if not h.startswith("/")]
         parts = []
         if files:
-            parts.append(f"in the file(s) {', '.join(files[:3])}: {hint_file}")
+            parts.append(f"in the file {', '.join(shown(f) for f in files[:3])} — {hint_file.rstrip('.')}")
         if other:
-            parts.append(f"in the image metadata ({'; '.join(o[:80] for o in other[:2])}): {hint_history}")
-        return "The token is in your final image " + " and ".join(parts)
+            example = shown(other[0])[:90]
+            parts.append(f"in {len(other)} history/metadata entr{'y' if len(other) == 1 else 'ies'} "
+                         f"(e.g. {example}) — {hint_history.rstrip('.')}")
+        return "The token is in your final image: " + "; and ".join(parts) + "."
 
     return rule
 
@@ -736,10 +745,10 @@ _GO_EXERCISES: tuple[Exercise, ...] = (
         build_args={"GIT_TOKEN": DEMO_TOKEN},
         probe_paths=("/healthz",),
         rules=(
-            no_secret("the stage that writes the token must not be the final one — write it in the "
-                      "builder and COPY --from=builder only the binary.",
+            no_secret("the stage that writes the token must not be the final one: write it in the "
+                      "builder and COPY --from=builder only the binary",
                       "declare `ARG GIT_TOKEN` only in the builder stage: an ARG used by a RUN of the "
-                      "final stage is recorded in its history."),
+                      "final stage is recorded in its history", redact=DEMO_TOKEN),
             no_compilers("did you start the final stage FROM ${DISTROLESS_STATIC_IMAGE} and COPY --from=builder only the binary?"),
             no_shell("make the last stage `FROM ${DISTROLESS_STATIC_IMAGE}` (declare that ARG before the first FROM)."),
             non_root("add `USER 65532:65532` (distroless calls it nonroot) to the final stage."),

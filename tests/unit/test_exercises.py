@@ -101,11 +101,13 @@ def test_essentials_exercise_names_the_missing_zone_data_and_user():
 
 def test_secret_exercise_says_where_the_token_leaked():
     leaky = report(900 * MB, [entry("/server", 5 * MB), entry("/root/.netrc", 60)], shell="/bin/sh",
-                   compilers=["go"], secret_hits=["/root/.netrc", "history: |1 GIT_TOKEN=... /bin/sh -c printf"])
+                   compilers=["go"], secret_hits=["/root/.netrc",
+                                                   f"history[28]: |1 GIT_TOKEN={exercises.DEMO_TOKEN} /bin/sh -c printf"])
     result = exercises.evaluate("04-keep-the-secret", leaky, None, HEALTHY)
     first = result.feedback[0]
     assert first.startswith("The token is in your final image")
     assert "/root/.netrc" in first and "builder" in first and "ARG GIT_TOKEN" in first
+    assert exercises.DEMO_TOKEN not in first and "GIT_TOKEN=***" in first   # feedback never shows it
     clean = report(7 * MB, [entry("/server", 5 * MB)], user="65532:65532")
     assert exercises.evaluate("04-keep-the-secret", clean, None, HEALTHY).passed
 

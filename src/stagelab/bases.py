@@ -1102,7 +1102,7 @@ def _drop_replaced(old_ids: Mapping[str, str]) -> None:
     import docker.errors
 
     client = _client()
-    for tag, old in old_ids.items():
+    for tag, old in reversed(list(old_ids.items())):   # dependants first, then their bases
         try:
             img = client.images.get(old)
         except docker.errors.ImageNotFound:

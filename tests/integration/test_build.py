@@ -39,7 +39,8 @@ def created_ids(log: list[str]) -> list[str]:
     for line in log:
         text = line.strip()
         if text.startswith("Step "):
-            cached = False
+            # The id printed after a FROM step is the base image: never ours to remove.
+            cached = bool(re.match(r"Step \d+/\d+ : FROM ", text, re.IGNORECASE))
         elif text == "---> Using cache":
             cached = True
         else:

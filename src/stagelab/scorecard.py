@@ -268,6 +268,12 @@ def _num(value: Any) -> str:
     return "not measured" if value is None else str(value)
 
 
+def _packages(row: Any) -> str:
+    if row.os_packages is not None:
+        return str(row.os_packages)
+    return "none (no package database)" if row.surface_known else "not measured"
+
+
 def scorecard_markdown(challenge: Challenge, comparison: Any, results: Any = (), *, when: datetime | None = None) -> str:
     """The Markdown scorecard: both images' sizes, ratio, surface and a short verdict.
 
@@ -312,7 +318,7 @@ def scorecard_markdown(challenge: Challenge, comparison: Any, results: Any = (),
         line("compilers", _tools(a.compilers), _tools(b.compilers)),
         line("executables", _num(a.executables), _num(b.executables)),
         line("setuid/setgid files", _num(a.setuid), _num(b.setuid)),
-        line("OS packages", _num(a.os_packages), _num(b.os_packages)),
+        line("OS packages", _packages(a), _packages(b)),
         line("runs as", a.user_text, b.user_text),
         line("build time", built(results[0]), built(results[1])),
         "",

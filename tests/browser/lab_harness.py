@@ -123,8 +123,9 @@ def start_lab(root: Path, workdir: Path, env_extra: dict[str, str] | None = None
         os.environ,
         JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(runtime),
         JUPYTER_PLATFORM_DIRS="1", STAGELAB_ROOT=str(REPO), PYTHONUNBUFFERED="1",
-        # exercises: a learner's folder of its own, checked against the reference solutions
-        STAGELAB_EXERCISES=str(workdir / "exercises"), STAGELAB_USE_SOLUTIONS="1",
+        # a learner's own exercise and cache folders; exercises checked against the solutions
+        STAGELAB_EXERCISES=str(workdir / "exercises"), STAGELAB_CACHE=str(workdir / "cache"),
+        STAGELAB_USE_SOLUTIONS="1",
         **(env_extra or {}),
     )
     log = workdir / "jupyterlab.log"
@@ -312,11 +313,21 @@ class LabPage:
         return path
 
     def close(self) -> None:
-        """Shut the kernel down through the menu-free API and close the tab."""
+        """Close the tab and shut the notebook's kernel down (the server's sessions API)."""
         try:
             self.page.close()
         except Exception:
             pass
+        try:
+            with urllib.request.urlopen(f"{self.server.url}/api/sessions", timeout=10) as resp:
+                sessions = json.loads(resp.read())
+            for session in sessions:
+                if session.get("path") == self.notebook:
+                    request = urllib.request.Request(f"{self.server.url}/api/sessions/{session['id']}",
+                                                     method="DELETE")
+                    urllib.request.urlopen(request, timeout=30).close()
+        except (OSError, ValueError):
+            pass  # the server stops at the end of the session anyway, with its kernels
 
 
 LIVE = ":not(.stagelab-static)"   # the widget view, not the static HTML fallback of its mime bundle

@@ -37,10 +37,13 @@ MOSTLY_CACHED = 0.5   # "mostly cache hits": more than half of the Dockerfile's 
 
 
 def _env(ns: str, workdir: Path, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ, STAGELAB_NAMESPACE=ns, STAGELAB_ROOT=str(REPO), STAGELAB_USE_SOLUTIONS="1",
-        STAGELAB_EXERCISES=str(workdir / "exercises"), PYTHONUNBUFFERED="1", **extra,
-    )
+    """A learner's environment: namespace, and exercise and cache folders of their own (as a clone each)."""
+    env = dict(os.environ)
+    env.update(STAGELAB_NAMESPACE=ns, STAGELAB_ROOT=str(REPO), STAGELAB_USE_SOLUTIONS="1",
+               STAGELAB_EXERCISES=str(workdir / "exercises"), STAGELAB_CACHE=str(workdir / "cache"),
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
 
 
 def _clean(ns: str, tmp: Path) -> subprocess.CompletedProcess[str]:

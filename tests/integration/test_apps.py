@@ -186,6 +186,17 @@ def assert_graceful_stop(c: RunningContainer) -> float:
 # --- go-server --------------------------------------------------------------------------------
 
 
+def log_line(c, needle: str, timeout: float = 10.0) -> str:
+    """The last log line containing ``needle``; the engine may deliver logs a moment late."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [ln for ln in c.logs().splitlines() if needle in ln]
+        if lines:
+            return lines[-1]
+        assert time.monotonic() < deadline, f"no log line with {needle} within {timeout} s: {c.logs()[-500:]}"
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("variant", GO_SERVERS)
 def test_go_variant_serves_and_stops(lab, variant):
     result = lab.build("go-server", variant)
@@ -214,7 +225,7 @@ def test_go_variant_serves_and_stops(lab, variant):
             if variant in ("scratch-certs", "distroless"):
                 assert me["user"] == "nonroot"
 
-        line = json.loads([ln for ln in c.logs().splitlines() if '"path":"/whoami"' in ln][-1])
+        line = json.loads(log_line(c, '"path":"/whoami"'))
         assert line["msg"] == "request" and line["status"] == 200 and line["method"] == "GET"
 
         if cfg.get("Healthcheck"):

@@ -1,0 +1,56 @@
+"""`stagelab compare` in CI mode on the real go-server images (issue 5's acceptance)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from stagelab import cleanup
+from stagelab.build import build
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def go_images():
+    """go-server `single` and `scratch`, built in a namespace of this test and removed after."""
+    old = os.environ.get("STAGELAB_NAMESPACE")
+    os.environ["STAGELAB_NAMESPACE"] = f"itest-cmp-{secrets.token_hex(3)}"
+    try:
+        single = build("go-server", "single", progress="none")
+        scratch = build("go-server", "scratch", progress="none")
+        yield single.tag, scratch.tag
+    finally:
+        cleanup.clean()
+        if old is None:
+            os.environ.pop("STAGELAB_NAMESPACE", None)
+        else:
+            os.environ["STAGELAB_NAMESPACE"] = old
+
+
+def _compare(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stagelab.cli", "compare", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_json_shows_scratch_under_two_percent_of_single(go_images):
+    single, scratch = go_images
+    out = _compare(single, scratch, "--baseline", single, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {row["variant"]: row for row in json.loads(out.stdout)["images"]}
+    pct = rows["scratch"]["percent_of_baseline"]
+    assert pct < 2.0, f"expected scratch under 2% of single; measured {pct:.2f}%"
+    assert rows["single"]["is_baseline"] and rows["scratch"]["size"] < rows["single"]["size"]
+
+
+def test_max_size_passes_for_scratch_and_fails_for_single(go_images):
+    single, scratch = go_images
+    ok = _compare(scratch, "--max-size", "20MB")
+    assert ok.returncode == 0, ok.stderr
+    bad = _compare(single, "--max-size", "20MB")
+    assert bad.returncode == 1
+    assert "20" in bad.stderr and "single" in bad.stderr, bad.stderr

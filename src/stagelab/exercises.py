@@ -218,7 +218,7 @@ def start(name: str, *, quiet: bool = False) -> Path:
 
 def _solution_context(ex: Exercise) -> Path:
     """A fresh build folder: the app's sources with the reference solution's files on top."""
-    from .naming import cache_dir
+    from .naming import cache_dir, namespace
 
     sol = solution_dir(ex.name)
     if not (sol / "Dockerfile").is_file():
@@ -226,7 +226,7 @@ def _solution_context(ex: Exercise) -> Path:
             f"No reference solution for exercise {ex.name} ({sol}/Dockerfile).",
             "unset CI / STAGELAB_USE_SOLUTIONS to check your own Dockerfile",
         )
-    dest = cache_dir() / "exercises" / f"{ex.name}-solution"
+    dest = cache_dir() / "exercises" / namespace() / f"{ex.name}-solution"   # one per learner
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)

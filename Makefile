@@ -13,6 +13,8 @@ PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE),)
 # In CI (CI is set) the set-up may install and start a Docker engine; elsewhere it
 # only tells you how (see `stagelab doctor --fix`).
 ENGINE_FIX := $(if $(CI),--fix,)
+# JupyterLab refuses to run as root without this (containers, CI machines, VMs).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Chromium for the browser test: likewise installed (Debian's package, apt, root) only in CI
 # or when asked with CHROMIUM_FIX=1; otherwise a missing one stops `make test` with the fix.
 CHROMIUM_FIX ?= $(if $(CI),1,)
@@ -46,7 +48,7 @@ lab: bases
 	@token=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(16))'); \
 	echo ""; echo "JupyterLab: http://$(HOST):$(PORT)/lab?token=$$token"; echo ""; \
 	exec $(BIN)/jupyter lab --no-browser --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
-	  --ServerApp.port_retries=0 --IdentityProvider.token=$$token \
+	  --ServerApp.port_retries=0 --IdentityProvider.token=$$token $(ALLOW_ROOT) \
 	  --ServerApp.root_dir=notebooks
 
 unit: $(STAMP)

@@ -69,7 +69,8 @@ def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offse
     from IPython.display import HTML, display
 
     display(HTML(value._repr_html_()) if hasattr(value, "_repr_html_") else str(value))
-    return None
+    # One line as the "traceback": headless runners (nbval, papermill) report it as the error.
+    return [f"{etype.__name__}: {value}"]
 
 
 def install_error_display() -> None:

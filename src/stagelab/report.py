@@ -90,7 +90,10 @@ def execute_notebook(path: Path, out_dir: Path, *, timeout: int = 900, kernel: s
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
+    # store_widget_state=False: the HTML then shows each widget's static fallback (its
+    # figure and table) instead of a widget view that needs JavaScript from a CDN, which
+    # a workshop room or an offline machine cannot reach.
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, store_widget_state=False,
                             resources={"metadata": {"path": str(path.parent)}})
     started = time.monotonic()
     ok, error = True, ""

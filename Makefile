@@ -64,8 +64,10 @@ test: bases chromium unit
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration --nbval-lax notebooks/
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
+# The report site shows the reference solutions in the exercises' check cells;
+# STAGELAB_USE_SOLUTIONS=0 make report checks your own exercises instead.
 report: bases
-	$(STAGELAB) report
+	STAGELAB_USE_SOLUTIONS=$${STAGELAB_USE_SOLUTIONS:-1} $(STAGELAB) report
 
 clean: $(STAMP)
 	$(STAGELAB) clean

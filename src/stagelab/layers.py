@@ -163,6 +163,14 @@ class ExportContents:
 
 # --- file objects ---------------------------------------------------------------------------
 
+def _read_to_end(reader) -> bytes:
+    """``read()`` without a size: the rest of the stream, chunk by chunk."""
+    parts = []
+    while part := reader.read(CHUNK_SIZE):
+        parts.append(part)
+    return b"".join(parts)
+
+
 class ChunkReader(io.RawIOBase):
     """A raw, read-only file object over an iterator of byte chunks (the SDK's ``get_image``).
 
@@ -202,12 +210,7 @@ class ChunkReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            parts = []
-            while True:
-                part = self.read(CHUNK_SIZE)
-                if not part:
-                    return b"".join(parts)
-                parts.append(part)
+            return _read_to_end(self)
         if size == 0:
             return b""
         if self._pos >= len(self._buf) and not self._next_chunk():
@@ -279,12 +282,7 @@ class _Member:
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            parts = []
-            while True:
-                part = self.read(CHUNK_SIZE)
-                if not part:
-                    return b"".join(parts)
-                parts.append(part)
+            return _read_to_end(self)
         if self._pending:
             out = self._pending[:size]
             self._pending = self._pending[len(out):]

@@ -2,7 +2,8 @@
 
 Usage::
 
-    STAGELAB_EXTRA_CA=/etc/ssl/certs/ca-certificates.crt python benchmarks/bases_prepare.py [--cache DIR] [--keep-cache] [--check]
+    STAGELAB_EXTRA_CA=/etc/ssl/certs/ca-certificates.crt python benchmarks/bases_prepare.py \
+        [--fresh-engine] [--cache DIR] [--keep-cache] [--check]
 
 It points ``STAGELAB_CACHE`` at a new, empty folder (so debootstrap and both wheel downloads
 really run), then times ``stagelab.bases.prepare("offline", rebuild=True)`` (every stand-in
@@ -10,20 +11,29 @@ built again, without the build cache) and then a second ``prepare`` that has not
 It prints the wall time of each input step and each image, the total, and the size of every
 stand-in (as ``docker image ls`` counts it).
 
-Note: ``rebuild=True`` re-tags the real ``stagelab-offline/...`` images with the fresh builds
-(same recipes); images built on the old ones keep working. The temporary cache is removed
-afterwards unless ``--keep-cache``. Other work on the machine (load average is printed)
-slows it down: on an idle 2-core machine the target is under 4 minutes.
-``--check`` exits 1 when the target is missed (it is a benchmark, not a timed test).
+``--fresh-engine`` (root, Linux, ``dockerd`` installed) measures the acceptance case
+literally: no images at all. It starts a throwaway ``dockerd`` with its own data root,
+containerd, socket and bridge (``stagelab-bench0``, 172.31.250.0/24, NAT through two
+iptables rules it removes afterwards), prepares there, then stops it and deletes its
+folder. Your own engine and its images are not touched.
+
+Without it, ``rebuild=True`` re-tags the real ``stagelab-offline/...`` images of your engine
+with the fresh builds (same recipes); images built on the old ones keep working. The
+temporary cache is removed afterwards unless ``--keep-cache``. Other work on the machine
+(load average is printed) slows it down: on an idle 2-core machine the target is under
+4 minutes. ``--check`` exits 1 when the target is missed (a benchmark, not a timed test).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TARGET_SECONDS = 240.0
@@ -37,10 +47,78 @@ def _load() -> str:
         return "?"
 
 
+BRIDGE = "stagelab-bench0"
+SUBNET = "172.31.250.0/24"
+# iptables rules the throwaway engine needs for its builds to reach Debian's mirror
+# (it runs with --iptables=false so that it never rewrites the chains of your engine).
+RULES: list[tuple[str, str, list[str]]] = [  # (table, chain, rule)
+    ("nat", "POSTROUTING", ["-s", SUBNET, "!", "-o", BRIDGE, "-j", "MASQUERADE"]),
+    ("filter", "FORWARD", ["-i", BRIDGE, "-j", "ACCEPT"]),
+    ("filter", "FORWARD", ["-o", BRIDGE, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]),
+]
+
+
+def _run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def throwaway_engine() -> Iterator[str]:
+    """Start an empty dockerd beside yours; yield its DOCKER_HOST; stop it and delete its files."""
+    if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("iptables") is None:
+        raise SystemExit("--fresh-engine needs root, dockerd and iptables (run it where `make engine` works)")
+    root = Path(tempfile.mkdtemp(prefix="stagelab-bench-engine-"))
+    sock = root / "docker.sock"
+    added: list[tuple[str, str, list[str]]] = []
+    proc = None
+    try:
+        _run("ip", "link", "add", BRIDGE, "type", "bridge")
+        _run("ip", "addr", "add", SUBNET.replace("0/24", "1/24"), "dev", BRIDGE)
+        _run("ip", "link", "set", BRIDGE, "up")
+        for table, chain, rule in RULES:
+            _run("iptables", "-t", table, "-I", chain, "1", *rule)
+            added.append((table, chain, rule))
+        log = (root / "dockerd.log").open("w")
+        proc = subprocess.Popen(
+            ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", f"--bridge={BRIDGE}",
+             "--iptables=false", "--ip-masq=false"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        host = f"unix://{sock}"
+        import docker
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                docker.DockerClient(base_url=host).ping()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the throwaway dockerd did not start; see {root / 'dockerd.log'}")
+                time.sleep(0.5)
+        images = docker.DockerClient(base_url=host).images.list(all=True)
+        print(f"throwaway engine: {host} ({len(images)} images)")
+        yield host
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for table, chain, rule in reversed(added):
+            subprocess.run(["iptables", "-t", table, "-D", chain, *rule], capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, help="empty cache folder to use (default: a new temp dir)")
     parser.add_argument("--keep-cache", action="store_true", help="do not delete the cache folder afterwards")
+    parser.add_argument("--fresh-engine", action="store_true",
+                        help="measure on a throwaway empty dockerd (no images at all); root only")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if it takes over {TARGET_SECONDS:.0f} s")
     args = parser.parse_args(argv)
 
@@ -48,8 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     if cache.exists() and any(cache.iterdir()):
         parser.error(f"{cache} is not empty: the benchmark measures preparation from nothing")
     os.environ["STAGELAB_CACHE"] = str(cache)
+    with contextlib.ExitStack() as stack:
+        if args.fresh_engine:
+            os.environ["DOCKER_HOST"] = stack.enter_context(throwaway_engine())
+        return _measure(cache, args)
 
+
+def _measure(cache: Path, args: argparse.Namespace) -> int:
+    """Prepare the offline profile twice on the engine of DOCKER_HOST and print the report."""
     from stagelab import bases
+
+    print(f"engine: {os.environ.get('DOCKER_HOST') or 'your default engine (images re-tagged)'}")
 
     print(f"cache: {cache} (empty)   extra CA: {os.environ.get('STAGELAB_EXTRA_CA') or 'none'}")
     print(f"load average before: {_load()}   cpus: {os.cpu_count()}")

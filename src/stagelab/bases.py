@@ -1391,7 +1391,7 @@ def import_bundle(path: str | os.PathLike, *, progress: Any = None) -> list[str]
 # --- docs ----------------------------------------------------------------------------------------
 
 def table_markdown(client=None) -> str:
-    """The stand-ins table of docs/bases.md, with sizes measured on this engine."""
+    """The stand-ins table of the README (used by `stagelab bases status --markdown`), sizes measured here."""
     client = client or _client()
     lines = ["| stand-in | imitates | how it differs | size (measured) |", "|---|---|---|---|"]
     for s in STANDINS:
@@ -1445,7 +1445,7 @@ def add_cli(sub: Any) -> None:
 
     q = bsub.add_parser("status", help="each role, its image, present or missing, size")
     q.add_argument("--profile", choices=_profiles.CHOICES, default=None, help=profile_help)
-    q.add_argument("--markdown", action="store_true", help="the stand-ins table of docs/bases.md (measured)")
+    q.add_argument("--markdown", action="store_true", help="the stand-ins table of the README, measured on this engine")
     q = bsub.add_parser("prepare", help="pull (upstream) or build (offline) the base images; skips present ones")
     q.add_argument("--profile", choices=_profiles.CHOICES, default=None, help=profile_help)
     q.add_argument("--rebuild", action="store_true", help="rebuild / re-pull everything (no build cache)")

@@ -328,3 +328,25 @@ def test_terminal_progress_prints_one_line_per_image():
     assert "[1/2]" in text[0] and "3.0 s" in text[0] and "2.0 MB" in text[0]
     callback, close = bases._make_progress(lambda ev: None, "t", 2)
     assert callable(callback) and close("done", True) is None
+
+
+def test_readme_table_lists_every_standin_as_the_recipes_describe_it():
+    """The README's stand-ins table is the one `stagelab bases status --markdown` prints."""
+    from stagelab.naming import repo_root
+
+    readme = (repo_root() / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`stagelab-offline/"):
+            rows[cells[0].strip("`")] = cells
+    assert sorted(rows) == sorted(s.tag for s in bases.STANDINS), (
+        "README stand-ins table and bases.STANDINS differ: "
+        f"only in README {sorted(set(rows) - {s.tag for s in bases.STANDINS})}, "
+        f"only in STANDINS {sorted({s.tag for s in bases.STANDINS} - set(rows))}"
+    )
+    for s in bases.STANDINS:
+        tag, imitates, differs, size = rows[s.tag]
+        assert imitates == f"`{s.imitates}`", f"{s.tag}: README says {imitates}, recipe imitates {s.imitates}"
+        assert differs == s.differs, f"{s.tag}: README 'how it differs' is out of date; re-run stagelab bases status --markdown"
+        assert size.endswith("MB"), f"{s.tag}: README size {size!r} is not a measured size"

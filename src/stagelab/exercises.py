@@ -217,7 +217,13 @@ def start(name: str, *, quiet: bool = False) -> Path:
 
 
 def _solution_context(ex: Exercise) -> Path:
-    """A fresh build folder: the app's sources with the reference solution's files on top."""
+    """A new build folder: the app's sources with the reference solution's files on top.
+
+    One folder per check (the caller removes it), so two checks of the same exercise at
+    once, in two notebooks or two test workers, never build from a half-copied folder.
+    """
+    import tempfile
+
     from .naming import cache_dir, namespace
 
     sol = solution_dir(ex.name)
@@ -226,10 +232,9 @@ def _solution_context(ex: Exercise) -> Path:
             f"No reference solution for exercise {ex.name} ({sol}/Dockerfile).",
             "unset CI / STAGELAB_USE_SOLUTIONS to check your own Dockerfile",
         )
-    dest = cache_dir() / "exercises" / namespace() / f"{ex.name}-solution"   # one per learner
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    parent = cache_dir() / "exercises" / namespace()
+    parent.mkdir(parents=True, exist_ok=True)
+    dest = Path(tempfile.mkdtemp(prefix=f"{ex.name}-solution-", dir=parent))
     _copy_sources(ex, dest, overwrite=True)
     for src in sorted(sol.rglob("*")):
         if src.is_file():
@@ -330,6 +335,9 @@ def check(name: str | Exercise, *, solution: bool | None = None, progress: str |
             feedback.append(f"Fix: {exc.fix}")
         feedback.extend(ex.on_build_failure)
         return CheckResult(ex.name, False, feedback, None, None, {"build_error": exc.message}, solution)
+    finally:
+        if solution:
+            shutil.rmtree(context, ignore_errors=True)
     report = inspect(result.tag, secret=ex.secret)
     facts: dict[str, Any] = {}
     if ex.probe_paths:

@@ -165,3 +165,16 @@ def test_check_result_renders_pass_and_fail():
     assert str(failed).startswith("NOT YET")
     passed = exercises.evaluate("02-go-to-scratch", GOOD_SCRATCH, None, HEALTHY)
     assert "Passed" in passed._repr_html_() and "4.9 MB" in passed.summary
+
+
+def test_each_solution_check_gets_its_own_build_folder(tmp_path: Path, monkeypatch):
+    """Two checks of one exercise at once (two notebooks, two test workers) never share a folder."""
+    monkeypatch.setenv("STAGELAB_CACHE", str(tmp_path))
+    ex = exercises.get("02-go-to-scratch")
+    first = exercises._solution_context(ex)
+    second = exercises._solution_context(ex)
+    assert first != second and first.parent == second.parent
+    assert tmp_path in first.parents, f"solution folder {first} is not under the cache {tmp_path}"
+    for folder in (first, second):
+        assert (folder / "Dockerfile").read_text() == (exercises.solution_dir(ex.name) / "Dockerfile").read_text()
+        assert (folder / "main.go").is_file()

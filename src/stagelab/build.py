@@ -42,20 +42,32 @@ class BuildFailed(StagelabError):
         tail: Iterable[str] = (),
         tag: str | None = None,
         dockerfile: str | None = None,
+        log_total: int | None = None,
     ) -> None:
         super().__init__(message, fix)
         self.step = step
         self.steps_total = steps_total
+        self.log_total = log_total      # M of the log's "Step N/M" when it differs from steps_total
         self.instruction = instruction
         self.error = error
         self.tail = list(tail)[-TAIL_LINES:]
         self.tag = tag
         self.dockerfile = dockerfile
 
+    @property
+    def tail_title(self) -> str:
+        """"last N log lines", and why the log counts more steps than the Dockerfile, if it does."""
+        title = f"last {len(self.tail)} log lines"
+        if self.log_total and self.steps_total and self.log_total > self.steps_total:
+            extra = self.log_total - self.steps_total
+            title += (f" (the log counts {self.log_total} steps: the Dockerfile's {self.steps_total}"
+                      f" + {extra} LABEL step{'s' if extra > 1 else ''} the lab appends to tag its images)")
+        return title
+
     def __str__(self) -> str:
         parts = [self.message]
         if self.tail:
-            parts.append(f"  last {len(self.tail)} log lines:")
+            parts.append(f"  {self.tail_title}:")
             parts.extend("    | " + line for line in self.tail)
         if self.fix:
             parts.append(f"  fix: {self.fix}")
@@ -66,7 +78,7 @@ class BuildFailed(StagelabError):
         tail = ""
         if self.tail:
             tail = (
-                f"<details><summary>last {len(self.tail)} log lines</summary>"
+                f"<details><summary>{esc(self.tail_title)}</summary>"
                 "<pre style='font-size:85%;max-height:24em;overflow:auto;margin:4px 0'>"
                 f"{esc(chr(10).join(self.tail))}</pre></details>"
             )
@@ -949,8 +961,10 @@ def _failure_from(parsed: ClassicLog | BuildkitLog, error: str, df_shown: str, c
                   arg_values: dict, text: str, tag: str) -> BuildFailed:
     step = parsed.step
     instruction = parsed.instruction
+    log_total = None
     if isinstance(parsed, ClassicLog):
         total = parsed.dockerfile_total or None
+        log_total = parsed.builder_total or None
         where = None
     else:
         total = None
@@ -962,7 +976,8 @@ def _failure_from(parsed: ClassicLog | BuildkitLog, error: str, df_shown: str, c
         error, step=step, steps_total=total, instruction=instruction, dockerfile=df_shown,
         context=str(ctx), args=arg_values, dockerfile_text=text, tail=parsed.lines, where=where)
     return BuildFailed(message, fix, step=step, steps_total=total, instruction=instruction,
-                       error=error, tail=parsed.lines[-TAIL_LINES:], tag=tag, dockerfile=df_shown)
+                       error=error, tail=parsed.lines[-TAIL_LINES:], tag=tag, dockerfile=df_shown,
+                       log_total=log_total)
 
 
 def buildkit_command(cli_path: str, *, ctx: Path, df_path: Path, tag: str, target: str | None,

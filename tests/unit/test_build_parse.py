@@ -286,6 +286,16 @@ def test_failing_run_names_step_instruction_code_and_tail():
     assert "fix:" in str(exc) and "about to fail" in str(exc)
 
 
+def test_tail_title_explains_the_logs_larger_step_count():
+    """The log says "Step 3/5" for a 3-step Dockerfile: the box says why (2 LABEL steps added)."""
+    exc = fail(classic(CLASSIC_RUN_FAILS))
+    assert (exc.steps_total, exc.log_total) == (3, 5)
+    assert "the log counts 5 steps: the Dockerfile's 3 + 2 LABEL steps the lab appends" in exc.tail_title
+    assert exc.tail_title in str(exc) and B.html.escape(exc.tail_title) in exc._repr_html_()
+    plain = fail(classic(CLASSIC_RUN_FAILS, labels=[]))
+    assert plain.tail_title == f"last {len(plain.tail)} log lines"
+
+
 def test_tail_keeps_last_30_lines():
     chunks = CLASSIC_RUN_FAILS[:8] + [{"stream": f"line {i}\n"} for i in range(100)] + CLASSIC_RUN_FAILS[-1:]
     exc = fail(classic(chunks))

@@ -6,7 +6,6 @@ Every subcommand prints one clear message (and the fix) instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 

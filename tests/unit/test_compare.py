@@ -232,7 +232,7 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch, reports: list[ImageReport]) -> 
         asked.append(image)
         assert kwargs.get("contents", True), "compare needs contents for the surface columns"
         if image not in by_name:
-            raise inspect_mod.ImageNotFound(f"no local image named {image!r}", f"stagelab build ... or docker images")
+            raise inspect_mod.ImageNotFound(f"no local image named {image!r}", "stagelab build ... or docker images")
         return by_name[image]
 
     monkeypatch.setattr(inspect_mod, "inspect", fake_inspect)

@@ -64,10 +64,11 @@ def transport(address: str) -> str:
 
 
 def _connect(address: str, timeout: int = 120) -> docker.DockerClient:
-    kwargs: dict = {"timeout": timeout}
+    # ssh:// through the system ssh client (no paramiko needed; ~/.ssh/config applies), whether
+    # the address came from DOCKER_HOST or from a docker context
+    kwargs: dict = {"timeout": timeout, "use_ssh_client": address.startswith("ssh://")}
     if os.environ.get("DOCKER_HOST"):
-        # ssh:// through the system ssh client (no paramiko needed; ~/.ssh/config applies)
-        return docker.from_env(use_ssh_client=address.startswith("ssh://"), **kwargs)
+        return docker.from_env(**kwargs)      # also honours DOCKER_TLS_VERIFY / DOCKER_CERT_PATH
     return docker.DockerClient(base_url=address, **kwargs)
 
 
@@ -279,7 +280,7 @@ def start_engine(wait_seconds: float = 90.0) -> docker.DockerClient:
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
         _say("starting the docker service with systemctl ...")
         subprocess.run(["systemctl", "start", "docker"], check=False)
-        return _wait_for_engine(wait_seconds)
+        return wait_for_engine(wait_seconds)
     DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
     _say(f"starting dockerd in the background (log: {DOCKERD_LOG}) ...")
     with open(DOCKERD_LOG, "ab") as log:
@@ -287,10 +288,14 @@ def start_engine(wait_seconds: float = 90.0) -> docker.DockerClient:
             ["dockerd"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    return _wait_for_engine(wait_seconds)
+    return wait_for_engine(wait_seconds)
 
 
-def _wait_for_engine(wait_seconds: float) -> docker.DockerClient:
+def wait_for_engine(wait_seconds: float, log: Path = DOCKERD_LOG) -> docker.DockerClient:
+    """Connect as soon as the engine of DOCKER_HOST answers (``start_engine``, the bases benchmark).
+
+    On timeout, one error quoting the last lines of the daemon's ``log``.
+    """
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
@@ -299,9 +304,9 @@ def _wait_for_engine(wait_seconds: float) -> docker.DockerClient:
             return cli
         except EngineUnavailable:
             time.sleep(1.0)
-    tail = DOCKERD_LOG.read_text(errors="replace").splitlines()[-15:] if DOCKERD_LOG.exists() else []
+    tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
     raise EngineUnavailable(
-        f"dockerd did not answer within {wait_seconds:.0f} s. Last lines of {DOCKERD_LOG}:\n"
+        f"dockerd did not answer within {wait_seconds:.0f} s. Last lines of {log}:\n"
         + "\n".join(tail),
-        fix=f"read {DOCKERD_LOG}; then `stagelab doctor --fix` again",
+        fix=f"read {log}; then `stagelab doctor --fix` again",
     )

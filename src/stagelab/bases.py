@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 from . import naming
 from . import profiles as _profiles
 from .errors import StagelabError
+from .units import human_size
 
 GO_VERSION = "1.22.10"
 NODE_VERSION = "20.18.0"
@@ -280,21 +281,10 @@ def status_text(rows: Iterable[BaseStatus], profile: Any = None) -> str:
         state = "present" if r.present else "MISSING"
         if r.present and r.up_to_date is False:
             state = "stale (recipe changed: prepare rebuilds it)"
-        size = _human(r.size) if r.size is not None else "-"
+        size = human_size(r.size) if r.size is not None else "-"
         lines.append(f"  {r.role or '(helper)':<24} {r.image:<54} {state:<8} {size:>9}"
                      + (f"  {r.note}" if r.note else ""))
     return "\n".join(lines)
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "kB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(n)
 
 
 # --- missing bases (the build module calls these) -------------------------------------------------
@@ -387,7 +377,7 @@ class _TerminalLines:
         if ev.seconds is not None:
             extra.append(f"{ev.seconds:.1f} s")
         if ev.size is not None:
-            extra.append(_human(ev.size))
+            extra.append(human_size(ev.size))
         tail = f" ({', '.join(extra)})" if extra else ""
         self.stream.write(f"[stagelab] {where} {mark} {ev.image}: {ev.message or ev.state}{tail}\n")
         self.stream.flush()
@@ -1396,7 +1386,7 @@ def table_markdown(client=None) -> str:
     lines = ["| stand-in | imitates | how it differs | size (measured) |", "|---|---|---|---|"]
     for s in STANDINS:
         img = _get_image(client, s.tag)
-        size = _human(img.attrs.get("Size")) if img is not None else "not built"
+        size = human_size(img.attrs.get("Size")) if img is not None else "not built"
         lines.append(f"| `{s.tag}` | `{s.imitates}` | {s.differs} | {size} |")
     return "\n".join(lines)
 
@@ -1407,11 +1397,11 @@ def _cmd(args: Any) -> int:
     """Run ``stagelab bases ...`` (registered by ``add_cli``)."""
     action = args.bases_command
     if action == "status":
-        prof = _resolve(args.profile)
-        rows = status(prof, helpers=prof.name == "offline")
         if args.markdown:
             print(table_markdown())
             return 0
+        prof = _resolve(args.profile)
+        rows = status(prof, helpers=prof.name == "offline")
         print(status_text(rows, prof))
         missing = [r for r in rows if not r.present and r.role]
         if missing:
@@ -1426,7 +1416,7 @@ def _cmd(args: Any) -> int:
         return 0
     if action == "export":
         path = export_bundle(args.file, args.profile, progress="terminal")
-        print(f"✓ bundle written: {path} ({_human(path.stat().st_size)})")
+        print(f"✓ bundle written: {path} ({human_size(path.stat().st_size)})")
         return 0
     if action == "import":
         tags = import_bundle(args.file, progress="terminal")

@@ -10,19 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from .errors import StagelabError
+from .units import human_size
 
 
 # --- doctor ------------------------------------------------------------------------------
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1000
-    return f"{n}"
-
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import engine
@@ -42,12 +33,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"engine         : ✓ Docker {diag.version} (API {diag.api_version}, {diag.os_arch}, {diag.storage_driver})")
         print(f"builder        : {diag.builder}; BuildKit CLI: {diag.buildkit_cli or 'none'}")
         if diag.free_bytes is not None:
-            print(f"free disk      : {_human(diag.free_bytes)} under {diag.root_dir}")
+            print(f"free disk      : {human_size(diag.free_bytes)} under {diag.root_dir}")
         else:  # a remote engine: this machine cannot see its disk
             from .workshop import engine_free_bytes
 
             free = engine_free_bytes()
-            print(f"free disk      : {_human(free)} under {diag.root_dir} on the engine's host"
+            print(f"free disk      : {human_size(free)} under {diag.root_dir} on the engine's host"
                   + (" (df in a throw-away container)" if free is not None
                      else " (no base image to run df in yet; `ssh HOST df -h " + str(diag.root_dir) + "`)"))
     from .naming import namespace

@@ -10,6 +10,7 @@ import pytest
 
 from stagelab import bases, profiles
 from stagelab.errors import StagelabError
+from stagelab.units import human_size
 
 
 @pytest.fixture(autouse=True)
@@ -325,7 +326,7 @@ def test_terminal_progress_prints_one_line_per_image():
     lines(bases.PrepareEvent(2, 2, "stagelab-offline/b:1", "present", message="present"))
     text = out.getvalue().splitlines()
     assert len(text) == 2
-    assert "[1/2]" in text[0] and "3.0 s" in text[0] and "2.0 MB" in text[0]
+    assert "[1/2]" in text[0] and "3.0 s" in text[0] and human_size(2_000_000) in text[0]
     callback, close = bases._make_progress(lambda ev: None, "t", 2)
     assert callable(callback) and close("done", True) is None
 

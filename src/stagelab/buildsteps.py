@@ -162,12 +162,15 @@ def context_size(folder: str | os.PathLike, *, dockerignore: bool = True) -> int
 # --- a chart ------------------------------------------------------------------------------------------
 
 
-def timings_chart(builds: dict[str, Any]):  # -> matplotlib.figure.Figure
-    """Horizontal bars of build seconds, each labelled with its cache use (notebook 07)."""
-    from matplotlib.figure import Figure
+def timings_chart(builds: dict[str, Any]):  # -> plots.StagelabFigure
+    """Horizontal bars of build seconds, each labelled with its cache use (notebook 07).
+
+    A ``StagelabFigure``, so it shows itself as the last expression of a cell (no pyplot).
+    """
+    from .plots import StagelabFigure
 
     names = list(builds)
-    fig = Figure(figsize=(8, 0.6 * len(names) + 1.2))
+    fig = StagelabFigure(figsize=(8, 0.6 * len(names) + 1.2))
     ax = fig.add_subplot()
     seconds = [float(builds[n].seconds) for n in names]
     bars = ax.barh(names, seconds, color="#5b8def")

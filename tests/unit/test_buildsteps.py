@@ -75,3 +75,5 @@ def test_timings_chart_labels_cache_use() -> None:
     fig = buildsteps.timings_chart({"cold": SimpleNamespace(seconds=30.0, log=CLASSIC, builder="classic")})
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("3/6 steps cached" in t for t in texts)
+    shown = fig._repr_png_()    # what Jupyter displays: a PNG, not the text "<Figure size ...>"
+    assert shown.startswith(b"\x89PNG"), f"the chart does not render as PNG: {shown[:20]!r}"

@@ -19,11 +19,12 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # or when asked with CHROMIUM_FIX=1; otherwise a missing one stops `make test` with the fix.
 CHROMIUM_FIX ?= $(if $(CI),1,)
 
-.PHONY: lab test unit integration notebooks browser chromium bases report clean engine setup help
+.PHONY: lab test unit integration browser chromium bases report clean engine setup help
 
 help:
 	@echo "make lab     set up and start JupyterLab on $(HOST):$(PORT) (notebooks/)"
 	@echo "make test    set up, then unit, integration, notebook and browser tests"
+	@echo "             (each alone: make unit | make integration | make browser)"
 	@echo "make bases   prepare the base images of the active profile"
 	@echo "make report  execute every notebook and write an HTML site under reports/"
 	@echo "make clean   remove the lab's own images, containers and networks"
@@ -57,12 +58,20 @@ unit: $(STAMP)
 chromium: $(STAMP)
 	@PYTHON=$(BIN)/python bash tests/browser/ensure_chromium.sh $(if $(CHROMIUM_FIX),--install,)
 
-browser: bases chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
+# Integration tests and the notebooks (nbval) need the engine and the base images.
+PYTEST_INTEGRATION = $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration --nbval-lax notebooks/
+PYTEST_BROWSER = $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
+integration: bases
+	$(PYTEST_INTEGRATION)
+
+browser: bases chromium
+	$(PYTEST_BROWSER)
+
+# In this order: seconds-fast unit tests first, the browser last.
 test: bases chromium unit
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration --nbval-lax notebooks/
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
+	$(PYTEST_INTEGRATION)
+	$(PYTEST_BROWSER)
 
 # The report site shows the reference solutions in the exercises' check cells;
 # STAGELAB_USE_SOLUTIONS=0 make report checks your own exercises instead.

@@ -23,6 +23,7 @@ import html
 import importlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,8 +223,6 @@ def _solution_context(ex: Exercise) -> Path:
     One folder per check (the caller removes it), so two checks of the same exercise at
     once, in two notebooks or two test workers, never build from a half-copied folder.
     """
-    import tempfile
-
     from .naming import cache_dir, namespace
 
     sol = solution_dir(ex.name)

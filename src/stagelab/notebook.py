@@ -64,7 +64,7 @@ class Lab:
         return "\n".join(lines)
 
 
-def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
     """IPython custom exception handler: a StagelabError shows as one short box, no traceback."""
     from IPython.display import HTML, display
 

@@ -184,7 +184,7 @@ def _claims_html() -> str:
 
 
 def write_index(entries: Sequence[ReportEntry], out_dir: Path) -> Path:
-    """A plain ``index.html``: one row per notebook (link, status, seconds, profile)."""
+    """A plain ``index.html``: one row per notebook (link, status, seconds, error), the map, the claims."""
     from .naming import namespace
 
     profile = os.environ.get("STAGELAB_PROFILE", "auto")

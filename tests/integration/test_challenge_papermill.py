@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from pathlib import Path
 
 import docker.errors
@@ -90,6 +91,16 @@ def _failure(tmp_path: Path, **parameters: object) -> str:
             if "stagelab-error" in text:
                 shown.append(html.unescape(re.sub(r"<[^>]+>", " ", text)))
     return "\n".join(shown)
+
+
+@pytest.fixture(autouse=True)
+def own_namespace(monkeypatch):
+    """Build under a namespace of this test's own (the kernel inherits it), then remove it all."""
+    monkeypatch.setenv("STAGELAB_NAMESPACE", f"itest-{secrets.token_hex(4)}")
+    yield
+    from stagelab import cleanup
+
+    cleanup.clean()
 
 
 @pytest.fixture()

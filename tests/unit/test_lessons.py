@@ -49,7 +49,6 @@ def test_tar_for_put_archive_has_dirs_and_readable_files():
         members = {m.name: m for m in tar}
     assert members["tls"].isdir()
     assert members["tls/key.pem"].mode == 0o644 and members["tls/key.pem"].uid == 65532
-    assert tar is not None
 
 
 def test_bundle_appends_the_lab_ca():

@@ -44,4 +44,6 @@ def test_error_box_has_message_and_fix_but_no_traceback(capsys) -> None:
     box = err._repr_html_()
     assert "Docker engine not reachable" in box and "stagelab doctor --fix" in box
     assert "Traceback" not in box
-    _show_error(None, EngineUnavailable, err, None)  # displays without raising
+    shown = _show_error(None, EngineUnavailable, err, None)  # displays without raising
+    # the one line nbval/papermill report as the error, instead of a traceback
+    assert shown == [f"EngineUnavailable: {err}"], shown

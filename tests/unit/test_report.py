@@ -22,7 +22,10 @@ def test_unknown_notebook_name_is_one_clear_error():
     assert "00-start-here" in err.value.fix
 
 
-def test_index_lists_each_notebook_with_its_result(tmp_path: Path):
+def test_index_lists_each_notebook_with_its_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from stagelab import claims
+
+    monkeypatch.setattr(claims, "measure_claims", lambda client=None: [])   # no engine in unit tests
     entries = [
         report.ReportEntry(Path("00-start-here.ipynb"), tmp_path / "00-start-here.html", True, 12.0),
         report.ReportEntry(Path("01-x.ipynb"), tmp_path / "01-x.html", False, 3.0, "AssertionError: expected <3%"),

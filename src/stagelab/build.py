@@ -14,10 +14,12 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import StagelabError
 
@@ -794,6 +796,7 @@ def build_context(
     nocache: bool = False,
     progress: str | None = "auto",
     build_args: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     _app: str | None = None,
     _variant: str | None = None,
 ) -> BuildResult:
@@ -801,11 +804,15 @@ def build_context(
 
     Only the ARGs the Dockerfile declares are passed (no "unused build-arg" warnings); every
     image gets the lab labels (so ``stagelab clean`` can remove it) plus ``labels``.
+    ``secrets`` (id -> value, BuildKit only) are passed with ``--secret`` (notebook 04).
     """
     from . import naming
 
     if builder not in ("classic", "buildkit"):
         raise StagelabError(f"Unknown builder {builder!r}.", 'use builder="classic" or builder="buildkit"')
+    if secrets and builder != "buildkit":
+        raise StagelabError("Build secrets (--secret) need BuildKit; the classic builder has none.",
+                            'build with builder="buildkit"')
     ctx, df_path, df_shown = _resolve_paths(context, dockerfile)
     text = df_path.read_text(errors="replace")
     target = target or None
@@ -827,7 +834,7 @@ def build_context(
     )
     started = time.monotonic()
     if builder == "buildkit":
-        parsed, image_id, context_bytes = _run_buildkit(**common)
+        parsed, image_id, context_bytes = _run_buildkit(**common, secrets=dict(secrets or {}))
     else:
         parsed, image_id, context_bytes = _run_classic(cli, **common)
     seconds = time.monotonic() - started
@@ -981,9 +988,12 @@ def _failure_from(parsed: ClassicLog | BuildkitLog, error: str, df_shown: str, c
 
 
 def buildkit_command(cli_path: str, *, ctx: Path, df_path: Path, tag: str, target: str | None,
-                     labels: Mapping[str, str], build_args: Mapping[str, str], nocache: bool) -> list[str]:
+                     labels: Mapping[str, str], build_args: Mapping[str, str], nocache: bool,
+                     secret_files: Mapping[str, Path] | None = None) -> list[str]:
     """The ``docker build`` command line for a BuildKit build (shown in notebook 06)."""
     cmd = [cli_path, "build", "--progress=plain"]
+    for secret_id, path in (secret_files or {}).items():
+        cmd += ["--secret", f"id={secret_id},src={path}"]
     for key, value in labels.items():
         cmd += ["--label", f"{key}={value}"]
     for key, value in build_args.items():
@@ -1010,9 +1020,23 @@ def _estimate_steps(text: str) -> int:
     return max(count, 1)
 
 
-def _run_buildkit(*, ctx: Path, df_path: Path, df_shown: str, text: str, tag: str,
-                  target: str | None, labels: dict[str, str], build_args: dict[str, str],
-                  nocache: bool, progress: str | None, arg_values: dict) -> tuple[BuildkitLog, str, int | None]:
+def _run_buildkit(*, secrets: Mapping[str, str] | None = None, **kwargs: Any) -> tuple[BuildkitLog, str, int | None]:
+    """A BuildKit build; each secret (id -> value) in a private file that exists for this build only."""
+    if not secrets:
+        return _run_buildkit_cli(**kwargs, secret_files={})
+    with tempfile.TemporaryDirectory(prefix="stagelab-secret-") as tmp:
+        files: dict[str, Path] = {}
+        for secret_id, value in secrets.items():
+            files[secret_id] = Path(tmp) / secret_id
+            files[secret_id].write_text(value)
+            os.chmod(files[secret_id], 0o600)
+        return _run_buildkit_cli(**kwargs, secret_files=files)
+
+
+def _run_buildkit_cli(*, ctx: Path, df_path: Path, df_shown: str, text: str, tag: str,
+                      target: str | None, labels: dict[str, str], build_args: dict[str, str],
+                      nocache: bool, progress: str | None, arg_values: dict,
+                      secret_files: Mapping[str, Path]) -> tuple[BuildkitLog, str, int | None]:
     from .engine import buildkit_cli
     from .progress import open_progress
 
@@ -1025,7 +1049,7 @@ def _run_buildkit(*, ctx: Path, df_path: Path, df_shown: str, text: str, tag: st
             "or Debian's `docker.io` client, or point STAGELAB_DOCKER_CLI at a docker CLI that has it",
         )
     cmd = buildkit_command(cli_path, ctx=ctx, df_path=df_path, tag=tag, target=target,
-                           labels=labels, build_args=build_args, nocache=nocache)
+                           labels=labels, build_args=build_args, nocache=nocache, secret_files=secret_files)
     env = dict(os.environ, DOCKER_BUILDKIT="1")
     env.setdefault("BUILDKIT_PROGRESS", "plain")
     parsed = BuildkitLog()

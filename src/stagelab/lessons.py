@@ -12,11 +12,8 @@ carries the lab labels and is removed before the function returns.
 from __future__ import annotations
 
 import io
-import os
 import struct
-import subprocess
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,53 +110,17 @@ def build_lesson(app: str, dockerfile: str, name: str, *, build_args: Mapping[st
 
 
 def build_with_secret(app: str, dockerfile: str, name: str, *, secret_id: str, value: str,
-                      target: str | None = None) -> Any:
+                      target: str | None = None, progress: str | None = "auto") -> Any:
     """BuildKit build of a lesson Dockerfile with ``--secret id=<secret_id>`` holding ``value`` (04).
 
-    The secret is written to a private temporary file for the build's duration only. Uses the
-    same command line and log parser as ``build(..., builder="buildkit")``.
+    The same build as ``build_lesson(..., builder="buildkit")`` (base images, errors with their
+    fix, progress); the secret lives in a private temporary file for the build's duration only.
     """
-    from .build import BuildkitLog, BuildkitUnavailable, BuildResult, buildkit_command
-    from .engine import buildkit_cli
+    from .build import build_context
     from .naming import image_tag, lab_labels
-    from .profiles import active_profile
 
-    cli_path = buildkit_cli()
-    if cli_path is None:
-        raise BuildkitUnavailable("No docker CLI here can run BuildKit builds (DOCKER_BUILDKIT=1).",
-                                  "install the buildx plugin or Debian's docker.io client (`stagelab doctor`)")
     path = lesson_dockerfile(app, dockerfile)
     context = path.parent.parent
-    from .build import declared_args
-
-    profile = active_profile()
-    declared = declared_args(path.read_text())
-    args = {k: v for k, v in profile.build_args().items() if k in declared}
-    tag = image_tag(app, name)
-    labels = lab_labels(app=app, variant=name, profile=profile.name)
-    cmd = buildkit_command(cli_path, ctx=context, df_path=path, tag=tag, target=target, labels=labels,
-                           build_args=args, nocache=False)
-    with tempfile.TemporaryDirectory(prefix="stagelab-secret-") as tmp:
-        secret_file = Path(tmp) / secret_id
-        secret_file.write_text(value)
-        os.chmod(secret_file, 0o600)
-        cmd[2:2] = ["--secret", f"id={secret_id},src={secret_file}"]
-        env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
-        import time
-
-        started = time.monotonic()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              errors="replace", env=env, stdin=subprocess.DEVNULL, timeout=600)
-        seconds = time.monotonic() - started
-    parsed = BuildkitLog()
-    for line in proc.stdout.splitlines():
-        parsed.feed(line)
-    if proc.returncode != 0 or parsed.image_id is None:
-        tail = "\n".join(proc.stdout.splitlines()[-15:])
-        raise LessonError(f"The BuildKit build of {path.name} failed:\n{tail}",
-                          f"run the command by hand: DOCKER_BUILDKIT=1 {' '.join(cmd)}")
-    return BuildResult(app=app, variant=name, tag=tag, image_id=parsed.image_id, seconds=seconds,
-                       steps_total=parsed.steps_total, steps_cached=parsed.steps_cached,
-                       log=list(parsed.lines), profile=profile.name, base_images=args,
-                       builder="buildkit", stages_run=list(parsed.stages_run), target=target,
-                       dockerfile=str(path.relative_to(context)), build_args=args)
+    return build_context(context, path.relative_to(context), tag=image_tag(app, name),
+                         labels=lab_labels(app=app, variant=name), target=target, builder="buildkit",
+                         secrets={secret_id: value}, progress=progress)

@@ -6,6 +6,7 @@ classic builder's untagged intermediate images by the exact ids its log printed.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -140,6 +141,30 @@ def test_buildkit_target_runs_only_what_it_needs(lab):
     final = run(lab, MULTISTAGE, "bk-final", builder="buildkit")
     assert final.stages_run == ["builder", "final"]  # `other` is not needed by the final stage
     assert final.steps_total >= 2
+
+
+def test_buildkit_secret_reaches_the_run_and_no_layer(lab):
+    if engine.buildkit_cli() is None:
+        pytest.skip("no BuildKit-capable docker CLI here")
+    base = stand_in_with_shell(lab["client"])
+    value = f"secret-{secrets.token_hex(8)}"
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    # The RUN fails unless the mounted file holds exactly the value (compared by its hash, so the
+    # Dockerfile and the history never hold it); it writes only the value's length.
+    text = (f"FROM {base}\nCOPY token.txt /t\n"
+            "RUN --mount=type=secret,id=tok,required=true "
+            f"test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {digest} "
+            "&& wc -c < /run/secrets/tok > /len\n")
+    result = run(lab, text, "secret", builder="buildkit", secrets={"tok": value})
+    from stagelab.inspect import inspect
+
+    report = inspect(result.tag, secret=value)
+    assert report.file("/len") is not None and not report.surface.secret_hits, report.surface.secret_hits
+    # Without --secret a required mount stops the build (no cache: BuildKit's cache key of a RUN
+    # does not include its secrets, so the first build's step would be reused).
+    with pytest.raises(B.BuildFailed) as info:
+        run(lab, text, "no-secret", builder="buildkit", nocache=True)
+    assert "tok" in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("builder", ["classic", "buildkit"])

@@ -419,6 +419,34 @@ def test_buildkit_command_line():
     assert "--no-cache" in cmd
 
 
+def test_buildkit_command_passes_secrets_as_files_never_as_values():
+    cmd = B.buildkit_command("/usr/bin/docker", ctx=B.Path("/c"), df_path=B.Path("/c/Dockerfile"),
+                             tag="t:1", target=None, labels={}, build_args={}, nocache=False,
+                             secret_files={"git_token": B.Path("/tmp/s/git_token")})
+    assert cmd[cmd.index("--secret") + 1] == "id=git_token,src=/tmp/s/git_token"
+
+
+def test_run_buildkit_writes_each_secret_to_a_private_file_for_the_build_only(monkeypatch):
+    seen = {}
+
+    def fake_cli(**kwargs):
+        (secret_id, path), = kwargs["secret_files"].items()
+        seen.update(id=secret_id, path=path, text=path.read_text(), mode=path.stat().st_mode & 0o777)
+        return "parsed", "sha256:x", None
+
+    monkeypatch.setattr(B, "_run_buildkit_cli", fake_cli)
+    assert B._run_buildkit(secrets={"git_token": "s3cret"}, ctx=B.Path("/c")) == ("parsed", "sha256:x", None)
+    assert (seen["id"], seen["text"], seen["mode"]) == ("git_token", "s3cret", 0o600)
+    assert not seen["path"].exists(), "the secret file outlived the build"
+
+
+def test_secrets_with_the_classic_builder_is_one_clear_error(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(B.StagelabError) as err:
+        B.build_context(tmp_path, tag="t:1", secrets={"a": "b"})
+    assert "BuildKit" in err.value.message and 'builder="buildkit"' in err.value.fix
+
+
 # --- the build functions with a fake engine -----------------------------------------------
 
 class FakeImages:

@@ -437,7 +437,8 @@ def _missing_image_fix(image: str | None, args: Mapping[str, str | None]) -> str
 
 
 def engine_stopped(step: int | None, steps_total: int | None, instruction: str | None,
-                   detail: str, tail: list[str], dockerfile: str, tag: str) -> BuildFailed:
+                   detail: str, tail: list[str], dockerfile: str, tag: str,
+                   log_total: int | None = None) -> BuildFailed:
     """The error for an engine that stopped answering while a build ran."""
     where = f"step {step}/{steps_total}" if step and steps_total else (f"step {step}" if step else "the start")
     what = f" (`{_shorten(instruction)}`)" if instruction else ""
@@ -446,7 +447,7 @@ def engine_stopped(step: int | None, steps_total: int | None, instruction: str |
         f"(detail: {_shorten(detail, 300)})",
         "`stagelab doctor` to check the engine (restart Docker if needed), then build again",
         step=step, steps_total=steps_total, instruction=instruction, error=detail,
-        tail=tail, tag=tag, dockerfile=dockerfile,
+        tail=tail, tag=tag, dockerfile=dockerfile, log_total=log_total,
     )
 
 
@@ -936,11 +937,13 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
             raise fail(BuildFailed(message, fix, step=step, instruction=instruction, error=detail,
                                    tail=[f"ERROR: {detail}"], tag=tag, dockerfile=df_shown)) from None
         raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction, detail,
-                                  parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
+                                  parsed.lines[-TAIL_LINES:], df_shown, tag,
+                                  log_total=parsed.builder_total or None)) from None
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
             json.JSONDecodeError, OSError) as exc:
         raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction, str(exc),
-                                  parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
+                                  parsed.lines[-TAIL_LINES:], df_shown, tag,
+                                  log_total=parsed.builder_total or None)) from None
     except KeyboardInterrupt:  # the engine cancels a classic build when its client goes away
         prog.close(f"interrupted at step {parsed.step or 0}", ok=False)
         raise
@@ -959,7 +962,8 @@ def _run_classic(cli, *, ctx: Path, df_path: Path, df_shown: str, text: str, tag
     if image_id is None:  # the stream ended before "Successfully built": the engine went away
         raise fail(engine_stopped(parsed.step, parsed.dockerfile_total, parsed.instruction,
                                   "the build log ended before the build finished",
-                                  parsed.lines[-TAIL_LINES:], df_shown, tag)) from None
+                                  parsed.lines[-TAIL_LINES:], df_shown, tag,
+                                  log_total=parsed.builder_total or None)) from None
     prog.close(f"{tag} built, {parsed.steps_cached} of {parsed.steps_total} steps cached")
     return parsed, image_id, context_bytes
 
@@ -978,7 +982,8 @@ def _failure_from(parsed: ClassicLog | BuildkitLog, error: str, df_shown: str, c
         where = parsed.where
     lowered = error.lower()
     if any(word in lowered for word in _ENGINE_GONE_WORDS) and "load metadata" not in lowered:
-        return engine_stopped(step, total, instruction, error, parsed.lines[-TAIL_LINES:], df_shown, tag)
+        return engine_stopped(step, total, instruction, error, parsed.lines[-TAIL_LINES:], df_shown, tag,
+                              log_total=log_total)
     message, fix, step, instruction = explain(
         error, step=step, steps_total=total, instruction=instruction, dockerfile=df_shown,
         context=str(ctx), args=arg_values, dockerfile_text=text, tail=parsed.lines, where=where)

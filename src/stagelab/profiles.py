@@ -124,10 +124,6 @@ class Profile:
         role(arg)
         return self.images.get(arg)
 
-    def available(self, arg: str) -> bool:
-        """True when this profile fills the role ``arg``."""
-        return arg in self.images
-
     @property
     def unavailable(self) -> tuple[str, ...]:
         """Roles this profile cannot fill (lessons that need them are skipped)."""

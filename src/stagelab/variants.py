@@ -46,19 +46,6 @@ class Variant:
     starts: bool              # False when the image is not a server that answers /healthz
     final_base: str           # "scratch" or the role (build arg) of the final stage's base
 
-    @property
-    def dockerfile_name(self) -> str:
-        """The Dockerfile's name relative to the context (what ``docker build -f`` gets)."""
-        return self.dockerfile.relative_to(self.context).as_posix()
-
-    def build_command(self, tag: str | None = None) -> str:
-        """The equivalent plain ``docker build`` command (upstream base images), for display."""
-        parts = ["docker", "build", "-f", self.dockerfile_name]
-        if self.target:
-            parts += ["--target", self.target]
-        parts += ["-t", tag or f"{self.app}:{self.name}", "."]
-        return " ".join(parts)
-
 
 @dataclass(frozen=True)
 class App:

@@ -571,6 +571,7 @@ def test_engine_stopping_mid_build_gives_one_clear_error(monkeypatch, context, f
     assert "engine stopped answering during step 3/4" in err.message
     assert err.instruction == "COPY a /a"
     assert "stagelab doctor" in err.fix
+    assert "the log counts 7 steps: the Dockerfile's 4 + 3 LABEL steps" in err.tail_title, err.tail_title
 
 
 def test_stream_that_just_ends_is_not_a_success(monkeypatch, context, fake_profiles):

@@ -138,10 +138,8 @@ def test_variant_fields():
     assert var.context == repo_root() / "apps" / "go-server"
     assert var.target is None and var.starts and var.final_base == "scratch"
     assert var.title and var.lesson
-    assert var.build_command("x:y") == "docker build -f Dockerfile -t x:y ."
     dev = variants.get_variant("ts-server", "development")
     assert dev.target == "development"
-    assert "--target development" in dev.build_command()
     assert variants.get_variant("go-server", "scratch-cgo").starts is False
 
 
@@ -188,7 +186,7 @@ def test_load_from_another_root(tmp_path, monkeypatch):
     one = app.variant("one")
     assert one.target is None and one.starts is True  # defaults
     assert one.lesson == "A lesson on two lines"
-    assert one.dockerfile_name == "Dockerfile"
+    assert one.dockerfile.name == "Dockerfile" and one.dockerfile.parent == one.context
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,7 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterable[bytes], on_error: Callable[[BaseException], BaseException] | None = None) -> None:
         super().__init__()
+        self._source = chunks                  # closed with the reader (a Prefetch stops its thread)
         self._chunks: Iterator[bytes] = iter(chunks)
         self._buf = b""
         self._pos = 0
@@ -243,12 +244,13 @@ class ChunkReader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                pass
+        for obj in (self._chunks, self._source):
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
         super().close()
 
 
@@ -1022,9 +1024,7 @@ def stream_image(client, image: str, chunk_size: int = CHUNK_SIZE, *, prefetch: 
     chunks = client.api.get_image(image, chunk_size=chunk_size)
     if prefetch and PREFETCH_CHUNKS > 0:
         chunks = Prefetch(chunks, depth=PREFETCH_CHUNKS)
-    reader = ChunkReader(chunks, on_error=on_error)
-    reader.prefetch = chunks if isinstance(chunks, Prefetch) else None   # closed with the reader
-    return reader
+    return ChunkReader(chunks, on_error=on_error)
 
 
 def read_image(client, image: str, *, secret: str | None = None, compressed: bool = False,
@@ -1035,6 +1035,3 @@ def read_image(client, image: str, *, secret: str | None = None, compressed: boo
         return read_export(reader, secret=secret, compressed=compressed)
     finally:
         reader.close()
-        prefetch = getattr(reader, "prefetch", None)
-        if prefetch is not None:
-            prefetch.close()

@@ -495,3 +495,9 @@ def test_prefetch_thread_hands_over_every_byte_and_errors():
     next(iter(endless))
     endless.close()
     assert not endless._thread.is_alive()
+    # closing the reader stops the thread of the Prefetch it reads (stream_image's callers)
+    ahead = layers.Prefetch(iter(lambda: b"y" * 1000, None), depth=2)
+    reader = ChunkReader(ahead)
+    assert reader.read(10) == b"y" * 10
+    reader.close()
+    assert not ahead._thread.is_alive(), "reader.close() left the prefetch thread running"

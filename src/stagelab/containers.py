@@ -76,6 +76,13 @@ def port_is_free(port: int, host: str = LOCALHOST) -> bool:
     return True
 
 
+def _engine_is_local() -> bool:
+    """True when the engine runs on this machine (a unix socket or named pipe)."""
+    from .engine import engine_address
+
+    return engine_address().startswith(("unix://", "npipe://"))
+
+
 def _port_in_use(host_port: int, detail: str = "") -> PortInUse:
     extra = f" ({detail})" if detail else ""
     return PortInUse(
@@ -167,7 +174,9 @@ class RunningContainer:
 
         if self.container is not None:
             return self
-        if self.port is not None and self.requested_host_port is not None \
+        # A bind test here says something only when the engine publishes on this machine; a
+        # remote engine's refusal ("port is already allocated") is turned into PortInUse below.
+        if self.port is not None and self.requested_host_port is not None and _engine_is_local() \
                 and not port_is_free(self.requested_host_port):
             raise _port_in_use(self.requested_host_port)
         self.name = resource_name(self.purpose)

@@ -7,13 +7,16 @@ request loop is bounded, and the container is always removed -- also when starti
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
+import tarfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
 from .errors import StagelabError
@@ -76,6 +79,25 @@ def port_is_free(port: int, host: str = LOCALHOST) -> bool:
     return True
 
 
+def files_tar(files: Mapping[str, bytes], *, uid: int = 65532, gid: int = 65532) -> bytes:
+    """A tar of ``files`` (path relative to / -> bytes) with their folders, for ``put_archive``.
+
+    Owned by ``uid:gid`` (the lab images' non-root user), mode 0644: readable by the server.
+    """
+    now = int(time.time())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in sorted({str(PurePosixPath(name).parent) for name in files} - {"."}):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, now
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o644, uid, gid, now
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def _engine_is_local() -> bool:
     """True when the engine runs on this machine (a unix socket or named pipe)."""
     from .engine import engine_address
@@ -119,9 +141,11 @@ class RunningContainer:
         health_path: str | None = DEFAULT_HEALTH_PATH,
         wait: bool = True,
         timeout: float = 30.0,
+        files: Mapping[str, bytes] | None = None,
         client: Any = None,
     ) -> None:
         self.image = image
+        self.files = dict(files or {})     # path (relative to /) -> bytes, copied in before start
         self.port = port
         self.requested_host_port = host_port
         self.command = command
@@ -203,6 +227,8 @@ class RunningContainer:
                 "build it first, e.g. stagelab.build.build(app, variant) / `stagelab build APP VARIANT`",
             ) from exc
         try:
+            if self.files:
+                self.container.put_archive("/", files_tar(self.files))
             try:
                 self.container.start()
             except docker.errors.APIError as exc:

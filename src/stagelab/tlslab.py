@@ -13,8 +13,6 @@ with ``put_archive`` (no bind mount, so it also works with a remote engine).
 """
 from __future__ import annotations
 
-import io
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -35,21 +33,6 @@ COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 class TLSLabError(StagelabError):
     """The HTTPS lab server could not be set up (the message says which step)."""
-
-
-def _tar(files: dict[str, bytes], *, uid: int = 65532, gid: int = 65532) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs = sorted({str(Path(name).parent) for name in files if str(Path(name).parent) != "."})
-        for d in dirs:
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, int(time.time())
-            tar.addfile(info)
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o644, uid, gid, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class TLSLab:
@@ -78,29 +61,24 @@ class TLSLab:
         """Create the CA, the network and the HTTPS server; wait until it listens (bounded)."""
         import trustme
 
+        from .containers import RunningContainer
         from .engine import client
         from .naming import lab_labels, resource_name
 
-        cli = client()
+        if self._server is not None:
+            return self
         self.ca = trustme.CA(organization_name="stagelab throw-away CA")
         cert = self.ca.issue_cert(self.hostname)
         try:
-            self._network_obj = cli.networks.create(resource_name("tls-net"), driver="bridge",
-                                                    labels=lab_labels(purpose="tls-lab"))
+            self._network_obj = client().networks.create(resource_name("tls-net"), driver="bridge",
+                                                          labels=lab_labels(purpose="tls-lab"))
             self.network = self._network_obj.name
-            api = cli.api
-            created = api.create_container(
-                self.server_image, name=resource_name("tls-server"),
+            self._server = RunningContainer(
+                self.server_image, purpose="tls-server", network=self.network, aliases=[self.hostname],
                 environment={"ADDR": f":{self.port}", "TLS_CERT": "/tls/cert.pem", "TLS_KEY": "/tls/key.pem"},
-                labels=lab_labels(purpose="tls-lab"),
-                host_config=api.create_host_config(network_mode=self.network),
-                networking_config=api.create_networking_config(
-                    {self.network: api.create_endpoint_config(aliases=[self.hostname])}),
-            )
-            self._server = cli.containers.get(created["Id"])
-            files = {"tls/cert.pem": cert.cert_chain_pems[0].bytes(), "tls/key.pem": cert.private_key_pem.bytes()}
-            self._server.put_archive("/", _tar(files))
-            self._server.start()
+                labels=lab_labels(purpose="tls-lab"), health_path=None, wait=False,
+                files={"tls/cert.pem": cert.cert_chain_pems[0].bytes(), "tls/key.pem": cert.private_key_pem.bytes()},
+            ).start()
             self._wait_listening()
         except BaseException:
             self.close()
@@ -108,15 +86,13 @@ class TLSLab:
         return self
 
     def _wait_listening(self) -> None:
+        """Until the server logs that it serves TLS (it is not published, so no HTTP probe)."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            self._server.reload()
-            state = self._server.attrs.get("State") or {}
-            if state.get("Status") in ("exited", "dead"):
-                logs = self._server.logs().decode(errors="replace")[-500:]
-                raise TLSLabError(f"The HTTPS lab server ({self.server_image}) exited: {logs}",
+            if self._server.status() in ("exited", "dead"):
+                raise TLSLabError(f"The HTTPS lab server ({self.server_image}) exited: {self._server.logs()[-500:]}",
                                   "check that the image is a go-server build (it needs -tls-cert support)")
-            if b'"tls":true' in self._server.logs():
+            if '"tls":true' in self._server.logs():
                 return
             time.sleep(0.2)
         raise TLSLabError(f"The HTTPS lab server did not start within {self.timeout:g} s.",
@@ -127,10 +103,7 @@ class TLSLab:
         import docker.errors
 
         if self._server is not None:
-            try:
-                self._server.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+            self._server.remove()
             self._server = None
         if self._network_obj is not None:
             try:

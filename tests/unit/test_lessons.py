@@ -8,7 +8,8 @@ import tarfile
 import pytest
 
 from stagelab.lessons import LessonError, elf_interpreter
-from stagelab.tlslab import TLSLab, TLSLabError, _tar
+from stagelab.containers import files_tar
+from stagelab.tlslab import TLSLab, TLSLabError
 
 
 def elf64(interp: bytes | None) -> bytes:
@@ -44,7 +45,7 @@ def test_not_an_elf_file_is_a_clear_error():
 
 
 def test_tar_for_put_archive_has_dirs_and_readable_files():
-    data = _tar({"tls/cert.pem": b"CERT", "tls/key.pem": b"KEY"})
+    data = files_tar({"tls/cert.pem": b"CERT", "tls/key.pem": b"KEY"})
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = {m.name: m for m in tar}
     assert members["tls"].isdir()

@@ -78,8 +78,8 @@ class Exercise:
 
     @property
     def variant(self) -> str:
-        """The variant label of the exercise image (``exercise-<name>``)."""
-        return f"exercise-{self.name}"
+        """The variant of the exercise image, in its tag and its label (``ex-<name>``)."""
+        return f"ex-{self.name}"
 
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -323,7 +323,7 @@ def check(name: str | Exercise, *, solution: bool | None = None, progress: str |
     if solution is None:
         solution = use_solutions()
     context = _solution_context(ex) if solution else start(ex.name, quiet=True)
-    tag = image_tag(ex.app, f"ex-{ex.name}" + ("-solution" if solution else ""))
+    tag = image_tag(ex.app, ex.variant + ("-solution" if solution else ""))
     labels = lab_labels(app=ex.app, variant=ex.variant, exercise=ex.name)
     try:
         result = build_context(context, "Dockerfile", tag=tag, labels=labels, builder=ex.builder,

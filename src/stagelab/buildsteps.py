@@ -2,105 +2,26 @@
 
 Notebook 07 (the build cache) reads this from the build logs of ``BuildResult``s — never
 from wall times — and notebook 06 uses it to show the steps each builder ran for a target.
-Both log formats are read: the classic builder's ``Step N/M : ...`` + ``---> Using cache``
-and BuildKit's plain progress (``#7 [builder 3/5] RUN npm ci`` + ``#7 CACHED``).
-Also here: the size of the build context a folder sends (with or without .dockerignore)
-and a chart of build times. Nothing runs on import.
+The steps are ``BuildResult.steps`` (``buildlog`` reads both builders' logs, once).
+Also here: a chart of build times (``context_size`` of ``buildcontext`` is re-exported for
+notebook 07). Nothing runs on import.
 """
 from __future__ import annotations
 
 import html
-import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-_CLASSIC_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_BK_STEP = re.compile(r"^#(\d+) \[(?:(.+?) )?(\d+)/(\d+)\] (.*)$")
-_BK_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+from .buildcontext import context_size  # noqa: F401  (notebook 07 imports it from here)
+from .buildlog import BuildStep
 
 
-@dataclass(frozen=True)
-class Step:
-    """One instruction of a build: its number, stage, text and whether the cache supplied it."""
-
-    n: int
-    stage: str
-    instruction: str
-    cached: bool
-
-    @property
-    def keyword(self) -> str:
-        return self.instruction.split(" ", 1)[0].upper()
-
-    @property
-    def makes_layer(self) -> bool:
-        """RUN, COPY and ADD change the file system (the steps a cache hit saves work on)."""
-        return self.keyword in ("RUN", "COPY", "ADD")
+def steps(result: Any) -> list[BuildStep]:
+    """The steps of a ``BuildResult`` (either builder), as its log parser found them."""
+    return list(result.steps)
 
 
-def _from_stage(instruction: str, index: int) -> str:
-    words = instruction.split()
-    words = [w for w in words if not w.startswith("--")]
-    if len(words) >= 4 and words[2].upper() == "AS":
-        return words[3]
-    return f"stage-{index}"
-
-
-def classic_steps(log: list[str]) -> list[Step]:
-    """Steps of a classic build log (``FROM`` lines included; ``cached`` for ``Using cache``)."""
-    steps: list[Step] = []
-    cached: set[int] = set()
-    stage, index, current = "stage-0", -1, None
-    rows: list[tuple[int, str, str]] = []
-    for raw in log:
-        line = raw.strip()
-        m = _CLASSIC_STEP.match(line)
-        if m:
-            current = int(m.group(1))
-            instruction = m.group(3).strip()
-            if instruction.split(" ", 1)[0].upper() == "FROM":
-                index += 1
-                stage = _from_stage(instruction, index)
-            rows.append((current, stage, instruction))
-            continue
-        if line == "---> Using cache" and current is not None:
-            cached.add(current)
-    for n, st, instruction in rows:
-        steps.append(Step(n, st, instruction, n in cached))
-    return steps
-
-
-def buildkit_steps(log: list[str]) -> list[Step]:
-    """Steps of a BuildKit ``--progress=plain`` log (only the stages BuildKit actually built)."""
-    seen: dict[str, tuple[str, str]] = {}
-    order: list[str] = []
-    cached: set[str] = set()
-    for raw in log:
-        line = raw.strip()
-        m = _BK_STEP.match(line)
-        if m:
-            vertex = m.group(1)
-            if vertex not in seen:
-                seen[vertex] = (m.group(2) or "stage-0", m.group(5).strip())
-                order.append(vertex)
-            continue
-        c = _BK_CACHED.match(line)
-        if c:
-            cached.add(c.group(1))
-    return [Step(i + 1, seen[v][0], seen[v][1], v in cached) for i, v in enumerate(order)]
-
-
-def steps(result: Any) -> list[Step]:
-    """The steps of a ``BuildResult`` (either builder)."""
-    log = list(getattr(result, "log", None) or [])
-    if getattr(result, "builder", "classic") == "buildkit":
-        return buildkit_steps(log)
-    return classic_steps(log)
-
-
-def matching(result_or_steps: Any, pattern: str, *, stage: str | None = None) -> list[Step]:
+def matching(result_or_steps: Any, pattern: str, *, stage: str | None = None) -> list[BuildStep]:
     """Steps whose instruction matches the regular expression ``pattern`` (case-insensitive)."""
     found = result_or_steps if isinstance(result_or_steps, list) else steps(result_or_steps)
     rx = re.compile(pattern, re.I)
@@ -119,7 +40,7 @@ class StepTable:
     def __repr__(self) -> str:
         lines = [f"{self.title}: {sum(s.cached for s in self.steps)} of {len(self.steps)} steps from the cache"]
         for s in self.steps:
-            lines.append(f"  {s.n:>3} {s.stage:<12} {'CACHED' if s.cached else 'ran   '} {s.instruction[:90]}")
+            lines.append(f"  {s.number:>3} {s.stage:<12} {'CACHED' if s.cached else 'ran   '} {s.instruction[:90]}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -127,7 +48,7 @@ class StepTable:
         body = "".join(
             "<tr><td style='text-align:right'>{}</td><td>{}</td><td style='color:{}'><b>{}</b></td>"
             "<td style='text-align:left'><code>{}</code></td></tr>".format(
-                s.n, esc(s.stage), "#1e8449" if s.cached else "#c0392b",
+                s.number, esc(s.stage), "#1e8449" if s.cached else "#c0392b",
                 "cached" if s.cached else "ran", esc(s.instruction[:110]))
             for s in self.steps
         )
@@ -135,28 +56,6 @@ class StepTable:
                 "file-system steps (RUN/COPY/ADD) came from the cache")
         return (f"<div>{head}<table><tr><th>step</th><th>stage</th><th>cache</th>"
                 f"<th style='text-align:left'>instruction</th></tr>{body}</table></div>")
-
-
-# --- the build context ----------------------------------------------------------------------------
-
-
-def dockerignore_patterns(folder: str | os.PathLike) -> list[str]:
-    """The patterns of ``folder/.dockerignore`` (empty when there is none)."""
-    path = Path(folder) / ".dockerignore"
-    if not path.is_file():
-        return []
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")]
-
-
-def context_size(folder: str | os.PathLike, *, dockerignore: bool = True) -> int:
-    """Bytes of the tar a build sends for ``folder`` (as the classic builder packs it)."""
-    from docker import utils
-
-    exclude = dockerignore_patterns(folder) if dockerignore else []
-    with utils.tar(str(folder), exclude=exclude) as tarball:
-        tarball.seek(0, os.SEEK_END)
-        return tarball.tell()
 
 
 # --- a chart ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from .sizes import HISTORY_LABEL, image_size
 from .units import human_size
 
 ARTICLE = "Multi-stage builds in Docker: smaller, cleaner images"
@@ -84,7 +85,7 @@ def _created(attrs: dict[str, Any]) -> str | None:
 
 
 def measure_claim(claim: Claim, client: Any = None) -> ClaimRow:
-    """The lab's image of ``claim`` as it is on this engine now (size as ``docker image ls``)."""
+    """The lab's image of ``claim`` as it is on this engine now (size: :func:`stagelab.sizes.image_size`)."""
     import docker.errors
 
     from .naming import PROFILE_LABEL, image_tag
@@ -100,7 +101,7 @@ def measure_claim(claim: Claim, client: Any = None) -> ClaimRow:
         return ClaimRow(claim, tag, None, None, None)
     attrs = image.attrs
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    return ClaimRow(claim, tag, int(attrs.get("Size") or 0), labels.get(PROFILE_LABEL), _created(attrs))
+    return ClaimRow(claim, tag, image_size(client, image) or 0, labels.get(PROFILE_LABEL), _created(attrs))
 
 
 def measure_claims(client: Any = None) -> list[ClaimRow]:
@@ -112,8 +113,13 @@ def measure_claims(client: Any = None) -> list[ClaimRow]:
     return [measure_claim(c, client) for c in CLAIMS]
 
 
-_HEAD = ("image", "the article says", "measured here (uncompressed, docker image ls)",
-         "measured / article", "profile", "built", "notebook")
+def _head() -> tuple[str, ...]:
+    """Column titles naming the versions each side used (versions.toml: [article] and the lab's)."""
+    from .versions import current
+
+    v = current()
+    return ("image", f"the article says (Go {v.article_go}, Node.js {v.article_node})",
+            f"measured here (Go {v.go_minor}, Node.js {v.node_major}, Debian {v.debian}; {HISTORY_LABEL})", "measured / article", "profile", "built", "notebook")
 
 
 def _cells(row: ClaimRow) -> list[str]:
@@ -124,7 +130,8 @@ def _cells(row: ClaimRow) -> list[str]:
 
 def claims_markdown(rows: list[ClaimRow]) -> str:
     """The table as Markdown (report, scorecards)."""
-    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
+    head = _head()
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |")
     return "\n".join(lines)
@@ -133,7 +140,7 @@ def claims_markdown(rows: list[ClaimRow]) -> str:
 def claims_html(rows: list[ClaimRow], *, link_notebooks: bool = False) -> str:
     """The table as HTML; ``link_notebooks`` links the notebook column to ``<name>.html``."""
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in _HEAD)
+    head = "".join(f"<th>{esc(h)}</th>" for h in _head())
     body = []
     for row in rows:
         cells = [esc(x) for x in _cells(row)]

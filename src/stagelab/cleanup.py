@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .naming import LAB_LABEL, NAMESPACE_LABEL, namespace
+from .naming import LAB_LABEL, NAMESPACE_LABEL
+from .naming import namespace as current_namespace
 
 LAB_TAG_PREFIX = "stagelab/"
 
@@ -36,19 +37,20 @@ class CleanReport(list):
         return "<pre>" + html.escape(self.as_text()) + "</pre>"
 
 
-def _filters(all_namespaces: bool) -> list[str]:
+def _filters(namespace: str | None) -> list[str]:
+    """Engine label filters: the lab label, and the namespace label unless ``namespace`` is None (all)."""
     labels = [f"{LAB_LABEL}=true"]
-    if not all_namespaces:
-        labels.append(f"{NAMESPACE_LABEL}={namespace()}")
+    if namespace is not None:
+        labels.append(f"{NAMESPACE_LABEL}={namespace}")
     return labels
 
 
-def _is_ours(labels: dict | None, all_namespaces: bool) -> bool:
+def _is_ours(labels: dict | None, namespace: str | None) -> bool:
     """Second check on the labels themselves (the engine's filter is the first)."""
     labels = labels or {}
     if labels.get(LAB_LABEL) != "true":  # base images carry BASE_LABEL only: never ours to remove
         return False
-    return all_namespaces or labels.get(NAMESPACE_LABEL) == namespace()
+    return namespace is None or labels.get(NAMESPACE_LABEL) == namespace
 
 
 def _short(object_id: str) -> str:
@@ -59,10 +61,13 @@ def _error_text(exc: Exception) -> str:
     return " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
 
 
-def clean(*, dry_run: bool = False, all_namespaces: bool = False, client=None) -> CleanReport:
+def clean(*, dry_run: bool = False, all_namespaces: bool = False, client=None,
+          namespace: str | None = None) -> CleanReport:
     """Remove the lab's containers, images and networks (this namespace only, unless told).
 
-    Returns what was removed (with ``dry_run``: what would be), one line per object.
+    ``namespace`` names another learner's namespace than ``STAGELAB_NAMESPACE`` (the
+    integration tests' tracker cleans each namespace it made). Returns what was removed
+    (with ``dry_run``: what would be), one line per object.
     """
     import docker.errors
 
@@ -71,11 +76,12 @@ def clean(*, dry_run: bool = False, all_namespaces: bool = False, client=None) -
 
         client = engine_client()
     report = CleanReport(dry_run=dry_run)
-    label_filter = {"label": _filters(all_namespaces)}
+    ns = None if all_namespaces else (namespace or current_namespace())
+    label_filter = {"label": _filters(ns)}
 
     # 1. containers (force: a running lab container is stopped and removed)
     for container in client.containers.list(all=True, filters=label_filter):
-        if not _is_ours(container.labels, all_namespaces):
+        if not _is_ours(container.labels, ns):
             continue
         line = f"container {container.name} ({_short(container.id)})"
         if dry_run:
@@ -90,7 +96,7 @@ def clean(*, dry_run: bool = False, all_namespaces: bool = False, client=None) -
             report.failed.append(f"{line}: {_error_text(exc)}")
 
     # 2. images: untag the lab's own tags; an image without any tag left is deleted by id
-    images = [img for img in client.images.list(filters=label_filter) if _is_ours(img.labels, all_namespaces)]
+    images = [img for img in client.images.list(filters=label_filter) if _is_ours(img.labels, ns)]
     pending = []
     for image in images:
         lab_tags = [t for t in image.tags if t.startswith(LAB_TAG_PREFIX)]
@@ -138,7 +144,7 @@ def clean(*, dry_run: bool = False, all_namespaces: bool = False, client=None) -
 
     # 3. networks
     for network in client.networks.list(filters=label_filter):
-        if not _is_ours(network.attrs.get("Labels"), all_namespaces):
+        if not _is_ours(network.attrs.get("Labels"), ns):
             continue
         line = f"network {network.name} ({_short(network.id)})"
         if dry_run:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .errors import StagelabError
 from .naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
+from .sizes import SIZE_LABEL
 from .units import human_percent, human_ratio, human_size
 
-SIZE_DEFINITION = "uncompressed size, as docker image ls shows it"
+#: What "size" means in every rendering: true on both image stores (see stagelab.sizes).
+SIZE_DEFINITION = (SIZE_LABEL + "; docker image ls shows the same on the classic image store, "
+                   "more on the containerd store")
 COMPRESSED_DEFINITION = "compressed size, what a docker pull transfers (gzip of each layer)"
 JSON_SCHEMA = "stagelab.compare/1"
 
@@ -28,54 +31,25 @@ class UnknownBaseline(StagelabError):
     """The baseline named is not one of the compared images."""
 
 
-# --- reading an ImageReport (duck-typed so tests can pass small fakes) ----------------------
+# --- reading an ImageReport ------------------------------------------------------------------
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name`` (``default`` when ``obj`` is None or has no such attribute)."""
     if obj is None:
         return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
     return getattr(obj, name, default)
 
 
-def _names(value: Any) -> tuple[str, ...] | None:
-    """Tool names from what the surface holds (list of names, str); None stays None (= not measured)."""
-    if value is None:
-        return None
-    if value is False:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, dict):
-        return tuple(str(k) for k, v in value.items() if v)
-    if isinstance(value, Iterable):
-        return tuple(str(v) for v in value)
-    return ()
+def _names(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Tool names from the surface's list; None stays None (= not measured)."""
+    return None if value is None else tuple(str(v) for v in value)
 
 
-def _count(value: Any) -> int | None:
-    """A count from an int or a collection (e.g. the list of setuid files)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
+def _count(value: int | Sequence[str] | None) -> int | None:
+    """A count from an int or a list (the surface's setuid files); None stays None."""
+    if value is None or isinstance(value, int):
         return value
-    if isinstance(value, (list, tuple, set, frozenset, dict)):
-        return len(value)
-    return None
-
-
-def _shell(value: Any) -> str | None:
-    """The shell found in the image (a path), or None."""
-    if not value:
-        return None
-    if value is True:
-        return "yes"
-    if isinstance(value, str):
-        return value
-    names = _names(value)
-    return names[0] if names else None
+    return len(value)
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -104,6 +78,8 @@ class Row:
     user: str
     runs_as_root: bool | None
     surface_known: bool = True   # False: inspected with contents=False (shell etc. unknown)
+    builder: str | None = None   # "classic" | "buildkit": the builder that made the image, when known
+    engine: str = ""             # "Docker 20.10.24, classic image store": where it was measured
 
     @property
     def name(self) -> str:
@@ -156,6 +132,16 @@ class Comparison:
     def profiles(self) -> list[str]:
         """The base-image profiles the images were built with (one, unless mixed)."""
         return sorted({r.profile for r in self.rows if r.profile})
+
+    @property
+    def engines(self) -> list[str]:
+        """The engines (version and image store) the images were measured on."""
+        return sorted({r.engine for r in self.rows if r.engine})
+
+    @property
+    def builders(self) -> list[str]:
+        """The builders that made the images, where known."""
+        return sorted({r.builder for r in self.rows if r.builder})
 
     @property
     def profile_text(self) -> str:
@@ -231,8 +217,13 @@ class Comparison:
         if self.baseline:
             names = [r.name for r in self.rows if r.is_baseline]
             base = f"; baseline: {names[0] if names else self.baseline}"
+        where = ""
+        if self.engines:
+            where += f"; engine: {' + '.join(self.engines)}"
+        if self.builders:
+            where += f"; builder: {' + '.join(self.builders)}"
         return (
-            f"Size = {SIZE_DEFINITION}; profile: {self.profile_text}{base}; "
+            f"Size = {SIZE_DEFINITION}; profile: {self.profile_text}{base}{where}; "
             f"measured {self.measured_at:%Y-%m-%d %H:%M}"
         )
 
@@ -306,6 +297,8 @@ class Comparison:
             "schema": JSON_SCHEMA,
             "measured_at": self.measured_at.isoformat(timespec="seconds"),
             "profiles": self.profiles,
+            "engines": self.engines,
+            "builders": self.builders,
             "baseline": self.baseline,
             "units": {
                 "size": "bytes (" + SIZE_DEFINITION + ")",
@@ -434,8 +427,8 @@ def report_row_fields(report: Any) -> dict[str, Any]:
         "profile": profile_of(report),
         "size": int(_get(report, "size") or 0),
         "compressed_size": _get(report, "compressed_size"),
-        "layers": len(layers) if not isinstance(layers, int) else layers,
-        "shell": _shell(_get(surface, "shell")),
+        "layers": len(layers),
+        "shell": _get(surface, "shell") or None,
         "package_managers": _names(_get(surface, "package_managers")),
         "compilers": _names(_get(surface, "compilers")),
         "executables": _count(_get(surface, "executables")),
@@ -444,6 +437,8 @@ def report_row_fields(report: Any) -> dict[str, Any]:
         "user": user,
         "runs_as_root": runs_as_root,
         "surface_known": known,
+        "builder": _get(report, "builder"),
+        "engine": _get(report, "engine") or "",
     }
 
 
@@ -468,15 +463,18 @@ def _pick_baseline(reports: Sequence[Any], baseline: Any) -> tuple[Any | None, b
     )
 
 
-def compare(reports: Sequence[Any], baseline: Any = None) -> Comparison:
+def compare(reports: Sequence[Any], baseline: Any = None, *, builds: Sequence[Any] = ()) -> Comparison:
     """Compare images against a baseline (notebooks 01-07, ``stagelab compare``).
 
     ``reports``: ImageReports in display order. ``baseline``: an ImageReport, or the
     reference / ``app:variant`` / variant name / id prefix of one of them; ``None``
     picks the largest image (so ratios read "N x smaller"). A baseline report that is
     not in ``reports`` is shown first and is not checked against ``max_size``.
+    ``builds``: the ``BuildResult`` objects that made the images; each row takes its
+    ``builder`` from the build with the same image id.
     """
     reports = list(reports)
+    _take_builders(reports if baseline is None or isinstance(baseline, str) else [*reports, baseline], builds)
     if not reports:
         raise StagelabError("nothing to compare: no images given", "pass at least one ImageReport")
     base, listed = _pick_baseline(reports, baseline)
@@ -492,16 +490,19 @@ def compare(reports: Sequence[Any], baseline: Any = None) -> Comparison:
             pct = 100.0 * f["size"] / base_size
         rows.append(Row(**f, ratio=ratio, percent_of_baseline=pct, is_baseline=is_base))
     checked = frozenset(report_row_fields(rep)["image"] for rep in reports)
-    measured = [_get(rep, "measured_at") for rep in ordered]
-    measured = [m for m in measured if isinstance(m, datetime)]
-    comp = Comparison(
+    return Comparison(
         rows=rows,
         baseline=report_row_fields(base)["image"] if base is not None else None,
         _checked=checked,
     )
-    if measured:
-        comp.measured_at = max(measured)
-    return comp
+
+
+def _take_builders(reports: Sequence[Any], builds: Sequence[Any]) -> None:
+    """Set ``report.builder`` from the build that made it (matched by image id), when not known yet."""
+    by_id = {getattr(b, "image_id", None): getattr(b, "builder", None) for b in builds}
+    for rep in reports:
+        if getattr(rep, "builder", None) is None and by_id.get(rep.image_id):
+            rep.builder = by_id[rep.image_id]
 
 
 def compare_images(

@@ -447,8 +447,8 @@ def _explain(reason: str) -> str:
     m = _MISSING_LOADER.search(reason)
     if m:
         return (f"{reason} -- {m.group(1)} is there, but a file it needs to start is not: a "
-                "dynamically linked binary needs its loader (/lib64/ld-linux-x86-64.so.2) and libc, "
-                "which scratch does not have")
+                "dynamically linked binary needs its loader (glibc's: /lib64/ld-linux-x86-64.so.2 on x86-64, "
+                "/lib/ld-linux-aarch64.so.1 on arm64) and libc, which scratch does not have")
     return reason
 
 

@@ -25,8 +25,9 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DOCKERD_LOG = Path("/var/log/stagelab/dockerd.log")
 FIX_HINT = (
     "start Docker Desktop / run `sudo systemctl start docker` / "
-    "run `stagelab doctor --fix` in CI (Debian/Ubuntu as root)"
+    "as root on Debian/Ubuntu `make lab` or `stagelab doctor --fix` installs and starts one"
 )
+NO_INSTALL_ENV = "STAGELAB_NO_INSTALL"
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -219,6 +220,9 @@ def diagnose() -> Diagnosis:
     if diag.root_dir and Path(diag.root_dir).exists() and address.startswith("unix://"):
         diag.free_bytes = shutil.disk_usage(diag.root_dir).free
     diag.buildkit_cli = buildkit_cli()
+    from .builders import describe
+
+    diag.builder = describe(cli)  # the builder a build here uses, and why
     if diag.buildkit_cli is None:
         diag.warnings.append((
             "No docker CLI with BuildKit found: notebook 06's BuildKit comparison needs one.",
@@ -233,7 +237,21 @@ def diagnose() -> Diagnosis:
     return diag
 
 
-# --- bringing up an engine (CI and `stagelab doctor --fix` only) -------------------------
+# --- bringing up an engine (`make lab` / `make test` as root, `stagelab doctor --fix`) --------
+
+def may_install() -> bool:
+    """May the set-up install and start what is missing (engine, debootstrap)?
+
+    Yes as root on Linux with apt-get (a Debian/Ubuntu machine, CI or not), unless
+    ``STAGELAB_NO_INSTALL=1``. ``make lab`` / ``make test`` (through ``stagelab doctor``) and
+    ``stagelab bases prepare`` ask this; elsewhere they print the one-line fix instead.
+    """
+    if os.environ.get(NO_INSTALL_ENV) == "1":
+        return False
+    if platform.system() != "Linux" or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    return shutil.which("apt-get") is not None
+
 
 def _say(msg: str) -> None:
     print(f"[stagelab] {msg}", file=sys.stderr, flush=True)
@@ -272,6 +290,11 @@ def start_engine(wait_seconds: float = 90.0) -> docker.DockerClient:
             raise EngineUnavailable(
                 "No dockerd and no apt-get on this machine.",
                 fix="install Docker Engine: https://docs.docker.com/engine/install/",
+            )
+        if not may_install():
+            raise EngineUnavailable(
+                f"No dockerd on this machine, and {NO_INSTALL_ENV}=1 forbids installing one.",
+                fix=f"apt-get install -y docker.io yourself, or unset {NO_INSTALL_ENV}",
             )
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         _say("installing docker.io with apt-get (once) ...")

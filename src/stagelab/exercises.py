@@ -1,133 +1,248 @@
-"""Notebook exercises: a folder to edit (``start``), then a check cell (``check``) with specific feedback.
+"""Notebook exercises: a folder to edit (``start``), hints (``hint``), a check cell (``check``).
 
-Used by every notebook's exercise (00-08). The learner edits
-``notebooks/exercises/<name>/Dockerfile`` (``start`` creates it from the app's sources and a
-starter Dockerfile, never overwriting an edit); ``check`` builds it, measures the image
-(``stagelab.inspect``), optionally runs it and calls a few paths, and applies the
-exercise's rules. In CI (env ``CI`` set, or ``STAGELAB_USE_SOLUTIONS=1``) ``check`` builds the
-reference solution in ``notebooks/solutions/<name>/`` instead, so a notebook's check
-cell proves the solution passes.
+Used by every notebook's exercise (00-07). An exercise is data, in
+``notebooks/starters/<name>/``: the starter ``Dockerfile`` and ``exercise.toml`` (title, app,
+task, probe paths, tiered hints); its reference solution is ``notebooks/solutions/<name>/``.
+An instructor changes either without touching Python. The only Python per exercise is its
+line in :data:`RULES`, the table of which rules (``stagelab.rules``) it applies.
 
-Rules are pure functions ``rule(report, build, facts) -> str | None``: ``None`` when the
-image satisfies the rule, else one sentence of feedback that says what was measured and
-what to change. ``evaluate(exercise, report, build, facts)`` applies them without an
-engine, so unit tests can show that a wrong answer is rejected with that sentence.
-
-Exercises of other notebooks: define ``Exercise`` objects in your own module and list
-them in a module-level ``EXERCISES`` tuple; add the module name to ``EXERCISE_MODULES``
-below (one line), or call ``register(exercise)`` from a notebook.
+``start`` copies the app's sources and the starter into ``notebooks/exercises/<name>/``
+(never overwriting an edit); ``hint`` gives the next hint tier (nudge, concept, solution
+path), remembered in the learner's progress file; ``check`` applies the static rules to the
+Dockerfile, then builds, measures (``stagelab.inspect``, ``stagelab.facts``) and applies the
+rest. In CI (env ``CI`` set, or ``STAGELAB_USE_SOLUTIONS=1``) ``check`` builds the reference
+solution instead, so a notebook's check cell proves the solution passes.
 """
 from __future__ import annotations
 
 import html
-import importlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import facts as F
+from . import rules as R
+from .dockerfile import Dockerfile
 from .errors import StagelabError
+from .hints import HINT_TIERS, Hint, hint
+from .journal import read_progress, record_exercise
+from .rules import DEMO_TOKEN, Rule
 from .units import human_size
 
 __all__ = [
-    "CheckResult", "Exercise", "Rule", "UnknownExercise", "check", "evaluate", "exercise_dir",
-    "get", "names", "register", "solution_dir", "start", "use_solutions",
-    # rule factories
-    "binary_present", "file_absent", "file_present", "label_set", "max_size_vs_binary",
-    "no_compilers", "no_secret", "no_shell", "non_root", "responds", "starts",
+    "DEMO_TOKEN", "HINT_TIERS", "RULES", "CheckResult", "Exercise", "Hint", "UnknownExercise", "check", "evaluate",
+    "evaluate_dockerfile", "exercise_dir", "get", "hint", "names", "read_progress", "solution_dir", "start",
+    "starter_dir", "use_solutions",
 ]
 
-#: Modules that hold further exercises (a module-level ``EXERCISES`` tuple); missing ones are skipped.
-EXERCISE_MODULES: tuple[str, ...] = ("stagelab.exercises_ts",)
-
-#: The fake token the secret exercise and notebook 04 pass as a build arg (never a real secret).
-DEMO_TOKEN = "stagelab-demo-token-8f3a61c2"
-
 Facts = Mapping[str, Any]
-#: ``rule(report, build, facts)`` -> feedback sentence, or None when satisfied.
-Rule = Callable[[Any, Any, Facts], "str | None"]
 
 
 class UnknownExercise(StagelabError):
-    """``start``/``check`` was given a name no exercise has."""
+    """``start``/``check``/``hint`` was given a name no exercise has."""
 
 
-# --- the exercise --------------------------------------------------------------------------
+class ExerciseDataError(StagelabError):
+    """An ``exercise.toml`` is missing, unreadable or lacks a field."""
+
+
+# --- the rule table: which rules each exercise applies (the one place) ----------------------
+
+_NON_ROOT_NODE = ("add `USER node` (uid 1000, which the node images already have) to the FINAL stage: "
+                  "a USER set in the builder stage does not carry over to the next FROM.")
+_HEALTH_GO = R.responds("/healthz", expect={"status": "ok"},
+                        hint='the server must listen on :8080 (CMD ["/server"]).')
+_HEALTH_TS = R.responds("/healthz", expect={"status": "ok"},
+                        hint='the server listens on $PORT (3000): keep `CMD ["node", "dist/index.js"]`.')
+_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "00-first-build": (
+        R.binary_present("/server"),
+        R.label_set("org.opencontainers.image.authors", "CHANGE-ME",
+                    'put your name in LABEL org.opencontainers.image.authors="..."'),
+    ),
+    "01-delete-the-toolchain": (
+        R.single_stage("Keep ONE stage and add `RUN rm -rf /usr/local/go /root/.cache/go-build` after the "
+                       "build: this exercise measures what deleting inside the same image buys."),
+        R.binary_present("/app/server", "keep the binary: delete only the toolchain and caches."),
+        R.file_absent("/usr/local/go/bin/go",
+                      "add `RUN rm -rf /usr/local/go /root/.cache/go-build` after the `go build` step."),
+        R.file_absent("/root/.cache/go-build", "also delete the build cache /root/.cache/go-build in that RUN."),
+    ),
+    "02-go-to-scratch": (
+        R.no_compilers(),
+        R.binary_present("/server", "COPY --from=builder <the binary> /server in the final stage."),
+        R.no_shell("the last FROM defines the image: make it `FROM scratch`."),
+        R.max_size_vs_binary("/server", 1.05, "something besides the binary was copied into the final stage."),
+        R.stripped("/server"),
+        R.non_root(),
+        R.starts(),
+        _HEALTH_GO,
+    ),
+    "03-scratch-essentials": (
+        R.no_compilers(),
+        R.file_present(_CA, f"COPY --from=builder {_CA} /etc/ssl/certs/ (outbound HTTPS needs it)."),
+        R.ca_bundle_parses(_CA, f"copy the builder's real bundle (COPY --from=builder {_CA} {_CA}), "
+                                "not an empty or hand-made file."),
+        R.file_present("/etc/passwd",
+                       "write one in the builder (echo 'nonroot:x:65532:65532::/home/nonroot:/sbin/nologin' "
+                       "> /out/passwd) and COPY it to /etc/passwd."),
+        R.non_root(),
+        R.starts(),
+        R.fetch_works(f"the program reads {_CA}: copy the builder's bundle to exactly that path."),
+        R.responds("/time?tz=Europe/Paris", expect={"tz": "Europe/Paris"},
+                   hint="no time zone data: COPY --from=builder /usr/local/go/lib/time/zoneinfo.zip and set "
+                        "ENV ZONEINFO to its path (or build with -tags timetzdata)."),
+        R.responds("/whoami", expect={"user": "nonroot"},
+                   hint="the passwd file must map uid 65532 to the name nonroot, and USER must be 65532."),
+    ),
+    "04-keep-the-secret": (
+        R.final_base("DISTROLESS_STATIC_IMAGE", "distroless",
+                     "make the last stage `FROM ${DISTROLESS_STATIC_IMAGE}` (declare that ARG before the first "
+                     "FROM); scratch has no CA bundle, time zones or passwd that distroless brings."),
+        R.secret_mount("git_token", "in the builder, `RUN --mount=type=secret,id=git_token,required=true ...` "
+                                    "reads the token from /run/secrets/git_token; drop `ARG GIT_TOKEN`."),
+        R.no_secret("the stage that writes the token must not be the final one, and with a secret mount the "
+                    "token is never written to a layer at all",
+                    "do not declare `ARG GIT_TOKEN`: a build argument used by a RUN is recorded in the "
+                    "history; receive the token with RUN --mount=type=secret", redact=DEMO_TOKEN),
+        R.fails_without_secret("git_token"),
+        R.no_compilers("did you start the final stage FROM ${DISTROLESS_STATIC_IMAGE} and COPY --from=builder "
+                       "only the binary?"),
+        R.no_shell("make the last stage `FROM ${DISTROLESS_STATIC_IMAGE}` (declare that ARG before the first FROM)."),
+        R.non_root("add `USER 65532:65532` (distroless calls it nonroot) to the final stage."),
+        R.binary_present("/server"),
+        R.starts(),
+        _HEALTH_GO,
+    ),
+    "05-ts-multi-stage": (
+        R.copies_from_earlier_stage("Add a `FROM ${NODE_IMAGE} AS builder` stage that compiles, and a final "
+                                    "stage FROM ${NODE_SLIM_IMAGE} that installs with `npm ci --omit=dev` and "
+                                    "takes only dist/ with `COPY --from=builder /app/dist ./dist`."),
+        R.no_dev_packages(),
+        R.no_dev_packages_in_layers(),
+        R.no_ts_sources(),
+        R.compiled_entry(),
+        R.no_compilers("the final stage should start FROM ${NODE_SLIM_IMAGE}, not the full node image "
+                       "(which has gcc and make for native modules)."),
+        R.non_root(_NON_ROOT_NODE),
+        R.starts(),
+        _HEALTH_TS,
+    ),
+    "06-production-last": (
+        R.last_stage_is("production", keep=("base", "builder", "test", "development")),
+        R.no_dev_packages("the default build gave a stage that runs `npm ci` with dev dependencies: "
+                          "the last stage of the file must be `production`."),
+        R.no_ts_sources(),
+        R.non_root(_NON_ROOT_NODE),
+        R.starts(),
+        _HEALTH_TS,
+    ),
+    "07-cache-friendly-order": (
+        R.install_before_sources(),
+        R.no_ts_sources(),
+        R.no_dev_packages(),
+        R.non_root(_NON_ROOT_NODE),
+        R.starts(),
+        _HEALTH_TS,
+    ),
+}
+
+
+# --- the exercise (read from notebooks/starters/<name>/exercise.toml) -------------------------
 
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: where its sources come from, the starter Dockerfile, and its rules."""
+    """One exercise: its data (``exercise.toml``), its starter folder and its rules."""
 
-    name: str                       # "02-go-to-scratch": folder name under notebooks/exercises/
+    name: str                       # "02-go-to-scratch": folder name under notebooks/starters/ and exercises/
     app: str                        # sources copied from apps/<app>/ (its Dockerfiles excluded)
     title: str
-    starter: str                    # the starter Dockerfile text
     rules: tuple[Rule, ...]
-    notebook: str = ""              # "02-multi-stage-go-to-scratch.ipynb"
-    task: str = ""                  # one paragraph, shown by the notebook and by start()
+    notebook: str = ""
+    task: str = ""
+    hints: Mapping[str, str] = field(default_factory=dict)   # nudge, concept, solution
     probe_paths: tuple[str, ...] = ()   # run the image and GET these (facts["GET <path>"])
-    secret: str | None = None       # searched in files, history, env, labels (surface.secret_hits)
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    builder: str = "classic"
-    extra_files: Mapping[str, str] = field(default_factory=dict)  # more starter files (name -> text)
-    on_build_failure: tuple[str, ...] = ()   # hints added when the build fails
+    builder: str | None = None       # None: the engine's default builder (STAGELAB_BUILDER); "buildkit" for secrets
+    secret_id: str | None = None        # BuildKit --secret id the check passes DEMO_TOKEN as
+    secret_build_arg: str | None = None  # a build arg that also receives DEMO_TOKEN (to measure a leak)
+    on_build_failure: tuple[str, ...] = ()
 
     @property
     def variant(self) -> str:
         """The variant of the exercise image, in its tag and its label (``ex-<name>``)."""
         return f"ex-{self.name}"
 
+    @property
+    def starter(self) -> str:
+        """The starter Dockerfile's text (``notebooks/starters/<name>/Dockerfile``)."""
+        return (starter_dir(self.name) / "Dockerfile").read_text()
 
-_REGISTRY: dict[str, Exercise] = {}
-_LOADED = False
+    @property
+    def secret(self) -> str | None:
+        """The value searched in the image (files, history, env, labels), if the exercise has a secret."""
+        return DEMO_TOKEN if self.secret_id or self.secret_build_arg else None
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        return {self.secret_build_arg: DEMO_TOKEN} if self.secret_build_arg else {}
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return {self.secret_id: DEMO_TOKEN} if self.secret_id else {}
 
 
-def register(exercise: Exercise) -> Exercise:
-    """Add (or replace) an exercise in the registry; returns it (usable in a notebook)."""
-    _REGISTRY[exercise.name] = exercise
-    return exercise
+def starters_root() -> Path:
+    """``notebooks/starters/``: one folder per exercise."""
+    from .naming import repo_root
+
+    return repo_root() / "notebooks" / "starters"
 
 
-def _load() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    for ex in _GO_EXERCISES:
-        _REGISTRY.setdefault(ex.name, ex)
-    for module_name in EXERCISE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for ex in getattr(module, "EXERCISES", ()):
-            _REGISTRY.setdefault(ex.name, ex)
-    _LOADED = True
+def starter_dir(name: str) -> Path:
+    """``notebooks/starters/<name>/``: the starter Dockerfile and ``exercise.toml``."""
+    return starters_root() / name
+
+
+def _load(name: str) -> Exercise:
+    path = starter_dir(name) / "exercise.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ExerciseDataError(f"Cannot read {path}: {exc}", "restore it from git (`git checkout -- <file>`)") from None
+    missing = [k for k in ("title", "app") if k not in data]
+    tiers = [t for t in HINT_TIERS if t not in (data.get("hints") or {})]
+    if missing or tiers:
+        raise ExerciseDataError(f"{path} lacks {', '.join(missing + [f'hints.{t}' for t in tiers])}.",
+                                "add the field (see another exercise.toml in notebooks/starters/)")
+    return Exercise(
+        name=name, app=data["app"], title=data["title"], rules=RULES[name], notebook=data.get("notebook", ""),
+        task=" ".join(data.get("task", "").split()), hints=dict(data["hints"]),
+        probe_paths=tuple(data.get("probe_paths", ())), builder=data.get("builder"),
+        secret_id=data.get("secret_id"), secret_build_arg=data.get("secret_build_arg"),
+        on_build_failure=tuple(data.get("on_build_failure", ())),
+    )
 
 
 def names() -> list[str]:
     """All exercise names, sorted (notebook order)."""
-    _load()
-    return sorted(_REGISTRY)
+    return sorted(RULES)
 
 
 def get(name: str | Exercise) -> Exercise:
     """The exercise called ``name`` (or ``name`` itself if it is an ``Exercise``)."""
     if isinstance(name, Exercise):
         return name
-    _load()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownExercise(
-            f"No exercise called {name!r}.",
-            "use one of: " + ", ".join(sorted(_REGISTRY)),
-        ) from None
+    if name not in RULES:
+        raise UnknownExercise(f"No exercise called {name!r}.", "use one of: " + ", ".join(names()))
+    return _load(name)
 
 
 # --- folders -------------------------------------------------------------------------------
@@ -143,13 +258,17 @@ def use_solutions() -> bool:
     return bool(os.environ.get("CI", "").strip())
 
 
-def exercise_dir(name: str) -> Path:
-    """``notebooks/exercises/<name>/``: the learner's copy (STAGELAB_EXERCISES overrides the parent)."""
+def exercises_root() -> Path:
+    """``notebooks/exercises/``: the learner's folders (``STAGELAB_EXERCISES`` overrides it)."""
     from .naming import repo_root
 
     parent = os.environ.get("STAGELAB_EXERCISES")
-    base = Path(parent) if parent else repo_root() / "notebooks" / "exercises"
-    return base / name
+    return Path(parent) if parent else repo_root() / "notebooks" / "exercises"
+
+
+def exercise_dir(name: str) -> Path:
+    """``notebooks/exercises/<name>/``: the learner's copy of one exercise."""
+    return exercises_root() / name
 
 
 def solution_dir(name: str) -> Path:
@@ -189,8 +308,14 @@ def _copy_sources(ex: Exercise, dest: Path, *, overwrite: bool) -> None:
         shutil.copy2(src, target)
 
 
+def _starter_files(name: str) -> list[Path]:
+    """The starter's files a learner edits: everything in its folder but ``exercise.toml``."""
+    root = starter_dir(name)
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "exercise.toml"]
+
+
 def start(name: str, *, quiet: bool = False) -> Path:
-    """Create ``notebooks/exercises/<name>/`` (app sources + starter Dockerfile); never overwrites edits.
+    """Create ``notebooks/exercises/<name>/`` (app sources + the starter's files); never overwrites edits.
 
     Returns the folder. Run again at any time: only missing files are (re)created; delete
     the Dockerfile to get the starter back.
@@ -200,11 +325,12 @@ def start(name: str, *, quiet: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _copy_sources(ex, folder, overwrite=False)
     created = []
-    for fname, text in {"Dockerfile": ex.starter, **dict(ex.extra_files)}.items():
-        target = folder / fname
+    for src in _starter_files(ex.name):
+        target = folder / src.relative_to(starter_dir(ex.name))
         if not target.exists():
-            target.write_text(text)
-            created.append(fname)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+            created.append(target.name)
     if not quiet:
         state = "created" if created else "kept your edits in"
         try:
@@ -288,6 +414,9 @@ class CheckResult:
         )
 
 
+# --- applying the rules -------------------------------------------------------------------------
+
+
 def _summary(report: Any, build: Any) -> str:
     if report is None:
         return ""
@@ -298,470 +427,155 @@ def _summary(report: Any, build: Any) -> str:
 
 def evaluate(name: str | Exercise, report: Any, build: Any = None, facts: Facts | None = None, *,
              solution: bool = False) -> CheckResult:
-    """Apply an exercise's rules to measured values (pure: no engine; unit tests call it)."""
+    """Apply an exercise's rules to measured values (pure: no engine; unit tests call it).
+
+    Static rules run when ``facts`` holds the parsed Dockerfile (``facts["dockerfile"]``);
+    rules on the image run when ``report`` is given.
+    """
     ex = get(name)
     facts = dict(facts or {})
     feedback = []
     for rule in ex.rules:
+        if rule.static and F.DOCKERFILE not in facts:
+            continue
+        if not rule.static and report is None:
+            continue
         message = rule(report, build, facts)
         if message:
             feedback.append(message)
     return CheckResult(ex.name, not feedback, feedback, report, build, facts, solution, _summary(report, build))
 
 
-def check(name: str | Exercise, *, solution: bool | None = None, progress: str | None = "auto") -> CheckResult:
-    """Build the learner's Dockerfile (or the reference solution), measure it, apply the rules.
+def context_files(context: Path) -> list[str]:
+    """Relative paths of the files in a build context (what COPY patterns can match)."""
+    return sorted(str(p.relative_to(context)) for p in context.rglob("*") if p.is_file())
 
-    ``solution=None`` means :func:`use_solutions` (True in CI). A failing build is a failed
-    check whose feedback names the step and the fix, not an exception.
+
+def evaluate_dockerfile(name: str | Exercise, text: str, files: list[str] | None = None) -> CheckResult:
+    """Apply only the static rules to a Dockerfile's text (no engine; the wrong-answer corpus uses it).
+
+    ``files``: the build context's files (default: the exercise's app sources).
     """
+    ex = get(name)
+    if files is None:
+        from .naming import repo_root
+
+        root = repo_root() / "apps" / ex.app
+        files = [str(p.relative_to(root)) for p in _app_sources(ex.app)]
+    return evaluate(ex, None, None, {F.DOCKERFILE: F.read_dockerfile(text), F.CONTEXT_FILES: files})
+
+
+def _needs(ex: Exercise) -> set[str]:
+    return set().union(*(rule.needs for rule in ex.rules))
+
+
+def _measure(ex: Exercise, tag: str, report: Any) -> dict[str, Any]:
+    """The facts the exercise's image rules need (one container run, one export read, one TLS lab)."""
+    from .naming import image_tag
+
+    needs = _needs(ex)
+    facts: dict[str, Any] = {}
+    if ex.probe_paths and (F.START_ERROR in needs or any(n.startswith("GET ") for n in needs)):
+        facts.update(F.probe(tag, ex.app, ex.probe_paths))
+    paths = sorted({p for rule in ex.rules for p in rule.paths})
+    layer_packages: list[str] = []
+
+    def seen(path: str) -> None:
+        package = F.package_of(path)
+        if package in R.DEV_ONLY_PACKAGES and package not in layer_packages:
+            layer_packages.append(package)
+
+    if paths or F.LAYER_PACKAGES in needs:
+        contents = F.read_files(tag, paths, seen=seen if F.LAYER_PACKAGES in needs else None)
+        if F.LAYER_PACKAGES in needs:
+            facts[F.LAYER_PACKAGES] = layer_packages
+        for rule in ex.rules:
+            for path in rule.paths:
+                if path not in contents:
+                    continue
+                try:
+                    if F.ELF_SECTIONS in rule.needs:
+                        facts.setdefault(F.ELF_SECTIONS, {})[path] = F.elf_sections(contents[path])
+                    if F.CA_CERTIFICATES in rule.needs:
+                        facts[F.CA_CERTIFICATES] = F.count_certificates(contents[path])
+                except ValueError as exc:
+                    if F.ELF_SECTIONS in rule.needs:
+                        facts.setdefault(F.ELF_SECTIONS, {})[path] = str(exc)
+                    else:
+                        facts[F.CA_CERTIFICATES] = str(exc)
+        bundle = next((contents[p] for r in ex.rules if F.CA_CERTIFICATES in r.needs for p in r.paths
+                       if p in contents), None)
+        if F.FETCH in needs and bundle is not None and not facts.get(F.START_ERROR):
+            try:
+                facts[F.FETCH] = F.fetch_through_lab(tag, ex.app, bundle, image_tag(ex.app, ex.variant + "-ca"))
+            except StagelabError as exc:
+                facts[F.FETCH] = (0, {"error": exc.message})
+    return facts
+
+
+def _build_without_secret(ex: Exercise, context: Path, dockerfile: Dockerfile) -> str:
+    """``"failed"`` or ``"succeeded"``: a BuildKit build, no cache, of the stage that mounts the secret, without it."""
     from .build import BuildFailed, build_context
-    from .inspect import inspect
+    from .engine import client
     from .naming import image_tag, lab_labels
 
+    stage = next((st.name for st in dockerfile.stages if ex.secret_id in F.secret_mounts(st)), None)
+    tag = image_tag(ex.app, ex.variant + "-nosecret")
+    try:
+        build_context(context, "Dockerfile", tag=tag, target=stage, builder="buildkit", nocache=True,
+                      labels=lab_labels(app=ex.app, variant=ex.variant, exercise=ex.name), progress="none")
+    except BuildFailed:
+        return "failed"
+    client().images.remove(tag)   # the lab's own image, built just now
+    return "succeeded"
+
+
+def check(name: str | Exercise, *, solution: bool | None = None, progress: str | None = "auto") -> CheckResult:
+    """Check the learner's Dockerfile (or the reference solution): static rules, then build, measure, rules.
+
+    ``solution=None`` means :func:`use_solutions` (True in CI). A Dockerfile that a static
+    rule rejects is not built. A failing build is a failed check whose feedback names the
+    step and the fix, not an exception. The result is recorded in the learner's progress file.
+    """
     ex = get(name)
     if solution is None:
         solution = use_solutions()
     context = _solution_context(ex) if solution else start(ex.name, quiet=True)
+    try:
+        result = _check_in(ex, context, solution, progress)
+    finally:
+        if solution:
+            shutil.rmtree(context, ignore_errors=True)
+    if not solution:
+        record_exercise(ex.name, result.passed)
+    return result
+
+
+def _check_in(ex: Exercise, context: Path, solution: bool, progress: str | None) -> CheckResult:
+    from .build import BuildFailed, build_context
+    from .inspect import inspect
+    from .naming import image_tag, lab_labels
+
+    text = (context / "Dockerfile").read_text(errors="replace")
+    facts: dict[str, Any] = {F.DOCKERFILE: F.read_dockerfile(text),
+                             F.CONTEXT_FILES: context_files(context)}
+    static = evaluate(ex, None, None, facts, solution=solution)
+    if not static.passed:
+        static.feedback.append("(Checked from the Dockerfile alone; the image was not built.)")
+        return static
     tag = image_tag(ex.app, ex.variant + ("-solution" if solution else ""))
     labels = lab_labels(app=ex.app, variant=ex.variant, exercise=ex.name)
     try:
         result = build_context(context, "Dockerfile", tag=tag, labels=labels, builder=ex.builder,
-                               build_args=dict(ex.build_args), progress=progress)
+                               build_args=ex.build_args, secrets=ex.secrets or None, progress=progress)
     except BuildFailed as exc:
         feedback = [f"The build failed: {exc.message}"]
         if exc.fix:
             feedback.append(f"Fix: {exc.fix}")
         feedback.extend(ex.on_build_failure)
-        return CheckResult(ex.name, False, feedback, None, None, {"build_error": exc.message}, solution)
-    finally:
-        if solution:
-            shutil.rmtree(context, ignore_errors=True)
+        return CheckResult(ex.name, False, feedback, None, None, {**facts, "build_error": exc.message}, solution)
+    if F.WITHOUT_SECRET in _needs(ex) and ex.secret_id:
+        facts[F.WITHOUT_SECRET] = _build_without_secret(ex, context, facts[F.DOCKERFILE])
     report = inspect(result.tag, secret=ex.secret)
-    facts: dict[str, Any] = {}
-    if ex.probe_paths:
-        facts.update(_probe(result.tag, ex.app, ex.probe_paths))
+    facts.update(_measure(ex, result.tag, report))
     return evaluate(ex, report, result, facts, solution=solution)
-
-
-def _probe(image: str, app: str, paths: Sequence[str]) -> dict[str, Any]:
-    """Run ``image``, GET each path through 127.0.0.1; facts: ``start_error`` or ``GET <path>`` -> (status, body)."""
-    from .containers import run
-    from .variants import load_app
-
-    port = load_app(app).port
-    facts: dict[str, Any] = {"start_error": None}
-    try:
-        with run(image, port=port) as container:
-            for path in paths:
-                facts[f"GET {path}"] = _response(container.get(path))
-    except StagelabError as exc:
-        facts["start_error"] = exc.message
-    return facts
-
-
-def _response(resp: Any) -> tuple[int, Any]:
-    """(status, JSON body or text) from what ``RunningContainer.get`` returns."""
-    status = getattr(resp, "status", None)
-    if status is None:
-        status = getattr(resp, "status_code", 0)
-    body: Any = None
-    for attr in ("json",):
-        fn = getattr(resp, attr, None)
-        if callable(fn):
-            try:
-                body = fn()
-            except Exception:
-                body = None
-    if body is None:
-        body = getattr(resp, "text", None) or getattr(resp, "body", None)
-    return int(status or 0), body
-
-
-# --- rule factories ------------------------------------------------------------------------
-# Each returns a Rule; the messages say what was measured and what to change.
-
-
-def _file(report: Any, path: str) -> Any:
-    files = getattr(report, "files", None) or {}
-    return files.get(path) or files.get(path.rstrip("/"))
-
-
-def _size(report: Any) -> str:
-    return f"{human_size(report.size)} (uncompressed)"
-
-
-def no_compilers(hint: str = "did you start a new stage (FROM scratch) and COPY --from=builder only the binary?") -> Rule:
-    """Fails when the final image still holds a compiler (go, gcc, tsc ...)."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        found = list(report.surface.compilers or [])
-        if not found:
-            return None
-        return (f"Your image is {_size(report)} and still has {', '.join(found)}: the toolchain is "
-                f"in the final stage — {hint}")
-
-    return rule
-
-
-def binary_present(path: str, hint: str = "") -> Rule:
-    """Fails when the app's artefact is not at ``path`` in the final image."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        entry = _file(report, path)
-        if entry is not None and getattr(entry, "type", "file") in ("file", "hardlink"):
-            return None
-        return (f"There is no file {path} in your image, so it has nothing to run. "
-                + (hint or f"COPY the compiled program to {path} in the final stage."))
-
-    return rule
-
-
-def max_size_vs_binary(path: str, factor: float, hint: str) -> Rule:
-    """Fails when the image is bigger than ``factor`` x the size of the file at ``path``."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        entry = _file(report, path)
-        if entry is None or not entry.size:
-            return None   # binary_present reports this
-        if report.size <= factor * entry.size:
-            return None
-        return (f"Your image is {_size(report)} for a {human_size(entry.size)} binary "
-                f"({report.size / entry.size:.1f} x; the target is at most {factor:g} x): {hint}")
-
-    return rule
-
-
-def no_shell(hint: str = "base the final stage on scratch or distroless, not on an OS image.") -> Rule:
-    """Fails when a shell is found in the final image."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        shell = report.surface.shell
-        if not shell:
-            return None
-        return f"Your final image has a shell ({shell}), so its final stage is an OS image: {hint}"
-
-    return rule
-
-
-def non_root(hint: str = "add `USER 65532:65532` (numeric: scratch has no /etc/passwd) to the final stage.") -> Rule:
-    """Fails when the image runs as root (USER unset, 0 or root)."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        if not report.surface.runs_as_root:
-            return None
-        user = report.user or "not set"
-        return f"Your image runs as root (USER {user}): {hint}"
-
-    return rule
-
-
-def file_present(path: str, hint: str) -> Rule:
-    """Fails when ``path`` is missing from the final image."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        return None if _file(report, path) is not None else f"{path} is not in your image: {hint}"
-
-    return rule
-
-
-def file_absent(path: str, hint: str) -> Rule:
-    """Fails when ``path`` is still in the final image."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        entry = _file(report, path)
-        if entry is None:
-            return None
-        return f"{path} is still in your image (written by layer {entry.layer}): {hint}"
-
-    return rule
-
-
-def label_set(key: str, placeholder: str, hint: str) -> Rule:
-    """Fails when label ``key`` is missing, empty or still ``placeholder``."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        value = (report.labels or {}).get(key, "").strip()
-        if value and value != placeholder:
-            return None
-        shown = f"still {placeholder!r}" if value == placeholder else "missing"
-        return f"The label {key} is {shown}: {hint}"
-
-    return rule
-
-
-def no_secret(hint_file: str, hint_history: str, *, redact: str | None = None) -> Rule:
-    """Fails when the exercise's secret is found in the image (files, history, env, labels).
-
-    ``redact``: the secret's value, replaced by ``***`` in the feedback.
-    """
-
-    def shown(text: str) -> str:
-        text = " ".join(text.split())
-        return text.replace(redact, "***") if redact else text
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        hits = list(report.surface.secret_hits or [])
-        if not hits:
-            return None
-        files = [h for h in hits if h.startswith("/")]
-        other = [h for h in hits if not h.startswith("/")]
-        parts = []
-        if files:
-            parts.append(f"in the file {', '.join(shown(f) for f in files[:3])} — {hint_file.rstrip('.')}")
-        if other:
-            example = shown(other[0])[:90]
-            parts.append(f"in {len(other)} history/metadata entr{'y' if len(other) == 1 else 'ies'} "
-                         f"(e.g. {example}) — {hint_history.rstrip('.')}")
-        return "The token is in your final image: " + "; and ".join(parts) + "."
-
-    return rule
-
-
-def starts(hint: str = "") -> Rule:
-    """Fails when the container did not start (facts["start_error"])."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        error = facts.get("start_error")
-        if not error:
-            return None
-        low = str(error).lower()
-        if "no such file or directory" in low and "exec" in low:
-            why = ("the kernel could not run the binary although it is there: a dynamically linked "
-                   "binary needs a loader (/lib64/ld-linux-x86-64.so.2) the image does not have — "
-                   "build with CGO_ENABLED=0.")
-        else:
-            why = hint or "read the error and the container's logs."
-        return f"The container did not start ({error}): {why}"
-
-    return rule
-
-
-def responds(path: str, *, status: int = 200, expect: Mapping[str, Any] | None = None, hint: str = "") -> Rule:
-    """Fails when GET ``path`` (from ``probe_paths``) did not answer ``status`` (and ``expect`` fields)."""
-
-    def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        if facts.get("start_error"):
-            return None   # `starts` reports it
-        got = facts.get(f"GET {path}")
-        if got is None:
-            return f"GET {path} was not tried (no answer recorded): {hint or 'does the container start?'}"
-        code, body = got
-        if code != status:
-            detail = ""
-            if isinstance(body, Mapping) and body.get("error"):
-                detail = f" ({body['error']})"
-            return f"GET {path} answered {code}{detail}, expected {status}: {hint}"
-        for key, want in (expect or {}).items():
-            have = body.get(key) if isinstance(body, Mapping) else None
-            if have != want:
-                return f"GET {path} answered {key}={have!r}, expected {want!r}: {hint}"
-        return None
-
-    return rule
-
-
-# --- the Go exercises (notebooks 00-04) ----------------------------------------------------
-
-_WARMUP_STARTER = """\
-# Exercise 00: a first build. This Dockerfile has ONE typo: run the check cell, read the
-# error box (it names the line), fix the word, and put your name in the authors label.
-ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine
-
-FROM ${GOLANG_ALPINE_IMAGE} AS builder
-WORKDIR /src
-ENV CGO_ENABLED=0 GOOS=linux
-COPY go.mod ./
-RUN go mod download
-COPPY *.go ./
-ARG VERSION=dev
-RUN go build -trimpath -ldflags="-w -s -X main.version=${VERSION}" -o /out/server .
-
-FROM scratch
-LABEL org.opencontainers.image.authors="CHANGE-ME"
-COPY --from=builder /out/server /server
-USER 65532:65532
-EXPOSE 8080
-CMD ["/server"]
-"""
-
-_DELETE_STARTER = """\
-# Exercise 01: can a single-stage image lose its toolchain by deleting it?
-# TODO: after the build, add a RUN instruction that deletes the Go toolchain
-#       (/usr/local/go) and the build cache (/root/.cache/go-build), keeping /app/server.
-ARG GOLANG_IMAGE=golang:1.22
-
-FROM ${GOLANG_IMAGE}
-WORKDIR /app
-COPY go.mod ./
-COPY *.go ./
-RUN go build -o server .
-EXPOSE 8080
-CMD ["./server"]
-"""
-
-_SCRATCH_STARTER = """\
-# Exercise 02: turn this single-stage Dockerfile into a multi-stage one.
-#  - name this stage `builder` (FROM ... AS builder) and build a static binary
-#    (CGO_ENABLED=0, -ldflags="-w -s"); GOLANG_ALPINE_IMAGE is a smaller builder base;
-#  - add a final stage FROM scratch that COPYs --from=builder only the binary to /server;
-#  - run it as a non-root user (numeric: USER 65532:65532) and CMD ["/server"].
-ARG GOLANG_IMAGE=golang:1.22
-ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine
-
-FROM ${GOLANG_IMAGE}
-WORKDIR /app
-COPY go.mod ./
-COPY *.go ./
-RUN go build -o server .
-EXPOSE 8080
-CMD ["./server"]
-"""
-
-_ESSENTIALS_STARTER = """\
-# Exercise 03: this scratch image starts, but /time?tz=Europe/Paris fails, /fetch cannot
-# verify any certificate, and /whoami has no user name. Copy what is missing from the
-# builder stage into the final stage:
-#  - the CA bundle /etc/ssl/certs/ca-certificates.crt;
-#  - time zone data: /usr/local/go/lib/time/zoneinfo.zip + ENV ZONEINFO=<that path>
-#    (or build with -tags timetzdata);
-#  - an /etc/passwd (and /etc/group) that names the user 65532 "nonroot".
-ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine
-
-FROM ${GOLANG_ALPINE_IMAGE} AS builder
-WORKDIR /src
-ENV CGO_ENABLED=0 GOOS=linux
-COPY go.mod ./
-RUN go mod download
-COPY *.go ./
-ARG VERSION=dev
-RUN go build -trimpath -ldflags="-w -s -X main.version=${VERSION}" -o /out/server .
-
-FROM scratch
-COPY --from=builder /out/server /server
-USER 65532:65532
-EXPOSE 8080
-CMD ["/server"]
-"""
-
-_SECRET_STARTER = """\
-# Exercise 04: this image leaks the GIT_TOKEN build argument (a stand-in for the token
-# a build uses to fetch private modules). Keep the token in a builder stage and ship
-# the binary on distroless static, as a non-root user, with no token anywhere in the
-# final image (files, history, env, labels). The check passes GIT_TOKEN as a build arg.
-ARG GOLANG_IMAGE=golang:1.22
-ARG DISTROLESS_STATIC_IMAGE=gcr.io/distroless/static-debian12
-
-FROM ${GOLANG_IMAGE}
-ARG GIT_TOKEN
-WORKDIR /src
-RUN printf 'machine git.example.com login ci password %s\\n' "$GIT_TOKEN" > /root/.netrc
-COPY go.mod ./
-RUN go mod download
-COPY *.go ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-w -s" -o /out/server .
-EXPOSE 8080
-CMD ["/out/server"]
-"""
-
-_GO_EXERCISES: tuple[Exercise, ...] = (
-    Exercise(
-        name="00-first-build",
-        app="go-server",
-        title="A first build: read the error, fix it, label the image",
-        notebook="00-start-here.ipynb",
-        starter=_WARMUP_STARTER,
-        task="Run the check: the build fails on a typo the error box names. Fix it, set the "
-             "authors label to your name, and check again.",
-        rules=(
-            binary_present("/server"),
-            label_set("org.opencontainers.image.authors", "CHANGE-ME",
-                      'put your name in LABEL org.opencontainers.image.authors="..."'),
-        ),
-        on_build_failure=("Hint: the error names the line and the word; Dockerfile instructions "
-                          "are FROM, RUN, COPY, ENV, ... (COPY has one P).",),
-    ),
-    Exercise(
-        name="01-delete-the-toolchain",
-        app="go-server",
-        title="Delete the toolchain in a single stage (and measure what it buys)",
-        notebook="01-the-single-stage-problem.ipynb",
-        starter=_DELETE_STARTER,
-        task="Add a RUN after the build that deletes /usr/local/go and /root/.cache/go-build; "
-             "keep /app/server. Then compare the image's size with `single`.",
-        rules=(
-            binary_present("/app/server", "keep the binary: delete only the toolchain and caches."),
-            file_absent("/usr/local/go/bin/go",
-                        "add `RUN rm -rf /usr/local/go /root/.cache/go-build` after the `go build` step."),
-            file_absent("/root/.cache/go-build",
-                        "also delete the build cache /root/.cache/go-build in that RUN."),
-        ),
-    ),
-    Exercise(
-        name="02-go-to-scratch",
-        app="go-server",
-        title="From single stage to builder -> scratch",
-        notebook="02-multi-stage-go-to-scratch.ipynb",
-        starter=_SCRATCH_STARTER,
-        task="Split the Dockerfile into a builder stage and a final FROM scratch stage that "
-             "copies only the static binary to /server; run as 65532:65532.",
-        probe_paths=("/healthz",),
-        rules=(
-            no_compilers(),
-            binary_present("/server", "COPY --from=builder <the binary> /server in the final stage."),
-            no_shell("the last FROM defines the image: make it `FROM scratch`."),
-            max_size_vs_binary("/server", 1.05, "something besides the binary was copied into the final stage."),
-            non_root(),
-            starts(),
-            responds("/healthz", expect={"status": "ok"}, hint="the server must listen on :8080 (CMD [\"/server\"])."),
-        ),
-    ),
-    Exercise(
-        name="03-scratch-essentials",
-        app="go-server",
-        title="Make scratch livable: CA bundle, time zones, a named non-root user",
-        notebook="03-living-with-scratch.ipynb",
-        starter=_ESSENTIALS_STARTER,
-        task="Copy the CA bundle, Go's zoneinfo.zip (with ENV ZONEINFO) and a passwd/group "
-             "naming 65532 'nonroot' from the builder into the scratch stage.",
-        probe_paths=("/time?tz=Europe/Paris", "/whoami"),
-        rules=(
-            no_compilers(),
-            file_present("/etc/ssl/certs/ca-certificates.crt",
-                         "COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ (outbound HTTPS needs it)."),
-            file_present("/etc/passwd",
-                         "write one in the builder (echo 'nonroot:x:65532:65532::/home/nonroot:/sbin/nologin' > /out/passwd) and COPY it to /etc/passwd."),
-            non_root(),
-            starts(),
-            responds("/time?tz=Europe/Paris", expect={"tz": "Europe/Paris"},
-                     hint="no time zone data: COPY --from=builder /usr/local/go/lib/time/zoneinfo.zip and set "
-                          "ENV ZONEINFO to its path (or build with -tags timetzdata)."),
-            responds("/whoami", expect={"user": "nonroot"},
-                     hint="the passwd file must map uid 65532 to the name nonroot, and USER must be 65532."),
-        ),
-    ),
-    Exercise(
-        name="04-keep-the-secret",
-        app="go-server",
-        title="Keep a build secret out of the final image (distroless, non-root)",
-        notebook="04-distroless-and-attack-surface.ipynb",
-        starter=_SECRET_STARTER,
-        task="Use the token only in a builder stage; the final stage FROM distroless static "
-             "copies only the binary and runs as 65532:65532.",
-        secret=DEMO_TOKEN,
-        build_args={"GIT_TOKEN": DEMO_TOKEN},
-        probe_paths=("/healthz",),
-        rules=(
-            no_secret("the stage that writes the token must not be the final one: write it in the "
-                      "builder and COPY --from=builder only the binary",
-                      "declare `ARG GIT_TOKEN` only in the builder stage: an ARG used by a RUN of the "
-                      "final stage is recorded in its history", redact=DEMO_TOKEN),
-            no_compilers("did you start the final stage FROM ${DISTROLESS_STATIC_IMAGE} and COPY --from=builder only the binary?"),
-            no_shell("make the last stage `FROM ${DISTROLESS_STATIC_IMAGE}` (declare that ARG before the first FROM)."),
-            non_root("add `USER 65532:65532` (distroless calls it nonroot) to the final stage."),
-            binary_present("/server"),
-            starts(),
-            responds("/healthz", expect={"status": "ok"}, hint="the server must listen on :8080 (CMD [\"/server\"])."),
-        ),
-    ),
-)

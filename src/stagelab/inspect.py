@@ -4,7 +4,8 @@ Used by every notebook that measures an image (01-08), by ``stagelab.compare``,
 ``stagelab.plots``, ``stagelab.widgets`` and ``stagelab inspect``.
 
 ``inspect(image)`` asks the engine for the image's attributes and history, then streams
-``docker save`` through :mod:`stagelab.layers` (no temp file) to get the final file tree.
+``docker save`` through :mod:`stagelab.export` (no temp file; layers already read come from
+:mod:`stagelab.layercache`) to get the final file tree.
 The tree feeds the summaries (by directory, largest files, categories) and the
 surface (shell, package managers, compilers, executables, setuid files, OS packages).
 """
@@ -20,13 +21,20 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from .categories import KEYS as CATEGORY_KEYS
+from .categories import app_paths_of, classifier, find_lockfile, label, parse_lockfile
+from .categories import clean_path as _clean
+from .catalogue import OFFLINE_PREFIX
 from .errors import StagelabError
 from .layers import ExportContents, ExportStreamError, FileEntry  # FileEntry re-exported: the tree's nodes
 from .naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
+from .sizes import HISTORY_LABEL, IMAGE_LS_MEANING, SIZE_LABEL, engine_facts, history_size
+from .surface import Surface, surface_of, user_is_root
 from .units import human_size
 
+_DEFAULT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")   # which()
+
 __all__ = [
-    "CATEGORIES",
     "COMPRESSED_LABEL",
     "ExportStreamError",
     "FileEntry",
@@ -39,21 +47,7 @@ __all__ = [
     "report_from_export",
 ]
 
-#: Category names returned by ``ImageReport.categories()``, in display order.
-CATEGORIES: tuple[str, ...] = (
-    "the app",
-    "node_modules (production)",
-    "node_modules (dev-only)",
-    "Node.js runtime",
-    "Go toolchain",
-    "compilers and build tools",
-    "package manager caches and lists",
-    "docs, man pages, locales",
-    "OS libraries and files",
-    "other",
-)
-
-UNCOMPRESSED_LABEL = "uncompressed (docker image ls)"
+UNCOMPRESSED_LABEL = SIZE_LABEL   # kept for callers: the label of ImageReport.size
 COMPRESSED_LABEL = "compressed (pull transfer)"
 
 
@@ -86,139 +80,6 @@ class LayerInfo:
                 "digest": self.digest, "compressed_size": self.compressed_size}
 
 
-@dataclass
-class Surface:
-    """What an attacker (or a learner) finds inside: notebook 05's "attack surface" table.
-
-    Fields that need the file tree are None when the report was made with ``contents=False``.
-    """
-
-    shell: str | None = None                      # first shell found (/bin/sh, /bin/bash, /bin/ash, busybox)
-    shells: list[str] = field(default_factory=list)
-    package_managers: list[str] | None = None      # of apt, dpkg, apk, npm, yarn, pip
-    compilers: list[str] | None = None             # of gcc, cc, go, tsc, clang
-    executables: int | None = None                 # regular files with an execute bit
-    setuid: list[str] | None = None                # setuid/setgid files
-    os_packages: int | None = None                 # dpkg status / apk installed entries (None: no database)
-    os_package_db: str | None = None               # "dpkg" | "apk" | None
-    runs_as_root: bool = True                      # config User empty, 0 or root
-    secret_hits: list[str] = field(default_factory=list)  # "/path" for files, "history: ..."/"env: ..."/"label: ..." otherwise
-    from_contents: bool = True                     # False: only config-based fields are known
-
-    @property
-    def has_shell(self) -> bool | None:
-        return None if not self.from_contents else self.shell is not None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "shell": self.shell, "shells": list(self.shells),
-            "package_managers": self.package_managers, "compilers": self.compilers,
-            "executables": self.executables, "setuid": self.setuid,
-            "os_packages": self.os_packages, "os_package_db": self.os_package_db,
-            "runs_as_root": self.runs_as_root, "secret_hits": list(self.secret_hits),
-            "from_contents": self.from_contents,
-        }
-
-
-# --- classification rules (categories) -----------------------------------------------------
-
-_GO = ("/usr/local/go/", "/root/go/", "/go/pkg/", "/root/.cache/go-build/", "/usr/lib/go-", "/usr/share/go-")
-_NODE = ("/usr/local/lib/node_modules/npm/", "/usr/local/lib/node_modules/corepack/",
-         "/usr/local/include/node/", "/nodejs/", "/opt/yarn-", "/usr/local/share/doc/node/",
-         "/usr/local/share/systemtap/tapset/node")
-_NODE_FILES = frozenset({"/usr/local/bin/node", "/usr/local/bin/nodejs", "/usr/bin/node", "/usr/bin/nodejs",
-                         "/usr/local/bin/npm", "/usr/local/bin/npx", "/usr/local/bin/corepack",
-                         "/usr/local/bin/yarn", "/usr/local/bin/yarnpkg", "/usr/local/bin/docker-entrypoint.sh"})
-_CACHES = ("/var/lib/apt/lists/", "/var/cache/", "/root/.npm/", "/root/.cache/", "/usr/local/share/.cache/",
-           "/root/.yarn/", "/root/.local/share/pnpm/", "/tmp/npm-", "/var/lib/apk/", "/etc/apk/cache/")
-_HOME_CACHES = re.compile(r"^/home/[^/]+/\.(npm|cache|yarn)/")
-_SKEL = re.compile(r"^/home/[^/]+/\.(bashrc|profile|bash_logout)$")   # copied from /etc/skel
-_DOCS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/", "/usr/lib/locale/",
-         "/usr/share/i18n/", "/usr/share/doc-base/", "/usr/share/lintian/", "/usr/share/linda/",
-         "/usr/local/share/man/", "/usr/local/share/doc/", "/usr/share/gtk-doc/", "/usr/share/help/",
-         "/usr/share/groff/", "/usr/share/common-licenses/")
-_BUILD_DIRS = ("/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/gcc-cross/", "/usr/include/", "/usr/local/include/",
-               "/usr/lib/git-core/", "/usr/share/git-core/", "/usr/lib/bfd-plugins/", "/usr/share/gcc/",
-               "/usr/share/gdb/", "/usr/lib/llvm-", "/usr/lib/clang/", "/usr/share/perl5/Git", "/usr/share/make/")
-_BUILD_TOOLS = frozenset({
-    "gcc", "cc", "c++", "g++", "cpp", "c89", "c99", "c89-gcc", "c99-gcc", "as", "ld", "ld.bfd", "ld.gold", "gold",
-    "ar", "nm", "objdump", "objcopy", "ranlib", "readelf", "strip", "size", "strings", "addr2line",
-    "c++filt", "elfedit", "gprof", "gprofng", "make", "gmake", "git", "clang", "tcc", "dwp", "lto-dump",
-    "gcov", "gcov-dump", "gcov-tool", "gcc-ar", "gcc-nm", "gcc-ranlib", "cmake", "ninja", "pkg-config",
-    "pkgconf", "autoconf", "automake", "libtool", "bison", "flex", "m4", "patch", "dpkg-buildpackage",
-    "scalar", "git-shell", "git-receive-pack", "git-upload-pack", "git-upload-archive", "gitk",
-})
-_BUILD_PREFIXES = ("gcc-", "g++-", "cpp-", "gcov-", "clang-", "lto-dump-", "x86_64-linux-gnu-",
-                   "aarch64-linux-gnu-", "arm-linux-gnueabihf-", "git-")
-_BUILD_LIBS = ("libbfd", "libopcodes", "libctf", "libgprofng", "libsframe", "libasan", "liblsan", "libtsan",
-               "libubsan", "libhwasan", "libitm", "libcc1", "libisl", "libmpc", "libmpfr", "libquadmath",
-               "libgomp", "libatomic")
-_BIN_DIRS = ("/usr/bin/", "/bin/", "/usr/local/bin/", "/usr/sbin/", "/sbin/")
-_OS = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/", "/etc/", "/var/", "/run/",
-       "/boot/", "/srv/", "/opt/", "/root/")
-
-_SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/dash", "/bin/zsh", "/usr/bin/bash", "/usr/bin/sh")
-_DEFAULT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-_PACKAGE_MANAGERS = {"apt": ("apt-get", "apt"), "dpkg": ("dpkg",), "apk": ("apk",), "npm": ("npm",),
-                     "yarn": ("yarn", "yarnpkg"), "pip": ("pip", "pip3")}
-_COMPILERS = {"gcc": ("gcc",), "cc": ("cc",), "go": ("go",), "tsc": ("tsc",), "clang": ("clang",)}
-_NPM_CLI = "/usr/local/lib/node_modules/npm/bin/npm-cli.js"
-
-
-def _lock_key(path: str) -> str | None:
-    """``/app/node_modules/@s/a/node_modules/b/x.js`` -> ``node_modules/@s/a/node_modules/b``."""
-    cut = path.find("/node_modules/")
-    if cut < 0:
-        return None
-    parts = path[cut + 1:].split("/")
-    key: list[str] = []
-    i = 0
-    while i + 1 < len(parts) and parts[i] == "node_modules":
-        name = parts[i + 1]
-        if name.startswith("@"):
-            if i + 2 >= len(parts):
-                break
-            key += ["node_modules", name, parts[i + 2]]
-            i += 3
-        else:
-            if name.startswith("."):
-                break   # .bin, .package-lock.json
-            key += ["node_modules", name]
-            i += 2
-    return "/".join(key) if key else None
-
-
-def parse_lockfile(data: bytes | str | dict) -> dict[str, bool]:
-    """package-lock.json -> {``node_modules/<pkg>``: dev-only?} (lockfile v1, v2 and v3)."""
-    if isinstance(data, (bytes, str)):
-        try:
-            data = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            return {}
-    if not isinstance(data, dict):
-        return {}
-    out: dict[str, bool] = {}
-    packages = data.get("packages")
-    if isinstance(packages, dict):
-        for key, meta in packages.items():
-            if key and isinstance(meta, dict) and "node_modules/" in key:
-                key = key[key.find("node_modules/"):]
-                out[key] = bool(meta.get("dev") or meta.get("devOptional") and not meta.get("optional"))
-        return out
-
-    def walk(deps: dict, prefix: str) -> None:   # lockfile v1
-        for name, meta in deps.items():
-            if not isinstance(meta, dict):
-                continue
-            key = f"{prefix}node_modules/{name}"
-            out[key] = bool(meta.get("dev"))
-            if isinstance(meta.get("dependencies"), dict):
-                walk(meta["dependencies"], key + "/")
-
-    if isinstance(data.get("dependencies"), dict):
-        walk(data["dependencies"], "")
-    return out
-
 
 # --- the report -------------------------------------------------------------------------------
 
@@ -226,10 +87,14 @@ def parse_lockfile(data: bytes | str | dict) -> dict[str, bool]:
 class ImageReport:
     """Everything measured about one image; ``_repr_html_`` is a short summary table.
 
-    ``size`` is the uncompressed size ``docker image ls`` shows (the engine's ``Size``);
-    ``size_from_layers`` is the sum of the file bytes all layers add (a cross-check,
-    None without contents); ``compressed_size`` is what a pull transfers (gzip -6 of
-    each layer, None unless ``compressed=True``).
+    ``size`` is the lab's size on every engine: the sum of the uncompressed layers
+    (see :mod:`stagelab.sizes`), measured from the files the layers add when the contents
+    were read, else the sum of ``docker history``; ``size_label`` says which.
+    ``size_from_layers`` is the sum of the file bytes all layers add (None without
+    contents); ``history_size`` the sum of ``docker history``; ``engine_size`` the
+    engine's own ``Size`` (compressed content on the containerd image store, so never
+    used as the size); ``compressed_size`` is what a pull transfers (gzip -6 of each
+    layer, None unless ``compressed=True``).
     """
 
     ref: str
@@ -238,6 +103,12 @@ class ImageReport:
     layers: list[LayerInfo] = field(default_factory=list)
     size_from_layers: int | None = None
     compressed_size: int | None = None
+    size_label: str = SIZE_LABEL
+    history_size: int | None = None
+    engine_size: int | None = None
+    image_store: str | None = None           # "classic" | "containerd" (None: not asked)
+    engine: str = ""                          # "Docker 28.5.2, containerd image store"
+    builder: str | None = None                # "classic" | "buildkit" when known (from the BuildResult)
     user: str = ""
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
@@ -307,7 +178,7 @@ class ImageReport:
         for d in list(dirs) + [d for d in _DEFAULT_PATH if d not in dirs]:
             path = d.rstrip("/") + "/" + name
             entry = self.resolve(path)
-            if entry is not None and entry.is_regular and entry.mode & 0o111:
+            if entry is not None and entry.is_executable:
                 return path
         return None
 
@@ -332,63 +203,22 @@ class ImageReport:
         return heapq.nlargest(max(0, int(n)), self._regular(), key=lambda e: (e.size, e.path))
 
     def category(self, path: str) -> str:
-        """The category (one of ``CATEGORIES``) a final-tree path counts under."""
+        """The category key (one of ``stagelab.categories.KEYS``) a final-tree path counts under."""
         return self._classifier()(_clean(path))
 
     def categories(self) -> dict[str, int]:
-        """Bytes per category (keys from ``CATEGORIES``, all present, zeros included)."""
-        totals = dict.fromkeys(CATEGORIES, 0)
+        """Bytes per category key (``stagelab.categories.KEYS``, all present, zeros included).
+
+        Index by key (``categories()["node_modules_dev"]``); ``categories.label(key)`` is its display label.
+        """
+        totals = dict.fromkeys(CATEGORY_KEYS, 0)
         classify = self._classifier()
         for entry in self._regular():
             totals[classify(entry.path)] += entry.size
         return totals
 
-    def files_in(self, category: str) -> list[FileEntry]:
-        """The files of one category, largest first (notebook 04 lists the dev-only packages)."""
-        classify = self._classifier()
-        return sorted((e for e in self._regular() if classify(e.path) == category), key=lambda e: -e.size)
-
     def _classifier(self):
-        apps = tuple(p.rstrip("/") for p in self.app_paths if p and p.rstrip("/"))
-        lock = self.lock_packages
-
-        def classify(path: str) -> str:
-            if "/node_modules/" in path:
-                if path.startswith(_NODE):
-                    return "Node.js runtime"
-                key = _lock_key(path)
-                while key:
-                    dev = lock.get(key)
-                    if dev is not None:
-                        return "node_modules (dev-only)" if dev else "node_modules (production)"
-                    cut = key.rfind("/node_modules/")
-                    key = key[:cut] if cut > 0 else None
-                return "node_modules (production)"
-            if path.startswith(_GO):
-                return "Go toolchain"
-            if path in _NODE_FILES or path.startswith(_NODE):
-                return "Node.js runtime"
-            for a in apps:
-                if path == a or path.startswith(a + "/"):
-                    return "the app"
-            if path.startswith(_CACHES) or _HOME_CACHES.match(path):
-                return "package manager caches and lists"
-            if path.startswith(_DOCS):
-                return "docs, man pages, locales"
-            if path.startswith(_BUILD_DIRS):
-                return "compilers and build tools"
-            slash = path.rfind("/")
-            base = path[slash + 1:]
-            if path.startswith(_BIN_DIRS) and (base in _BUILD_TOOLS or base.startswith(_BUILD_PREFIXES)):
-                return "compilers and build tools"
-            if "/lib" in path[:slash + 1] and path.startswith(("/usr/lib/", "/lib/")):
-                if base.startswith(_BUILD_LIBS) or base.endswith((".a", ".o")):
-                    return "compilers and build tools"
-            if path.startswith(_OS) or _SKEL.match(path):
-                return "OS libraries and files"
-            return "other"
-
-        return classify
+        return classifier(self.app_paths, self.lock_packages)
 
     # --- output -------------------------------------------------------------------------
 
@@ -396,8 +226,10 @@ class ImageReport:
         """A JSON-ready dict (``stagelab inspect --json``); ``files=True`` adds the whole tree."""
         out: dict[str, Any] = {
             "ref": self.ref, "image_id": self.image_id,
-            "size": self.size, "size_label": UNCOMPRESSED_LABEL,
-            "size_from_layers": self.size_from_layers,
+            "size": self.size, "size_label": self.size_label,
+            "size_from_layers": self.size_from_layers, "history_size": self.history_size,
+            "engine_size": self.engine_size, "image_store": self.image_store, "engine": self.engine,
+            "builder": self.builder,
             "compressed_size": self.compressed_size, "compressed_label": COMPRESSED_LABEL,
             "wasted": self.wasted if self.contents else None,
             "profile": self.profile, "created": self.created,
@@ -411,6 +243,7 @@ class ImageReport:
         if self.contents:
             out["file_count"] = len(self.files)
             out["categories"] = self.categories()
+            out["category_labels"] = {key: label(key) for key in out["categories"]}
             out["by_directory"] = [[p, n] for p, n in self.by_directory(depth)]
             out["largest"] = [{"path": e.path, "size": e.size, "layer": e.layer} for e in self.largest(top)]
         if files:
@@ -424,11 +257,15 @@ class ImageReport:
     def _summary_rows(self) -> list[tuple[str, str]]:
         s = self.surface
         rows = [("image", f"{self.name} ({self.short_id})"),
-                (f"size, {UNCOMPRESSED_LABEL}", human_size(self.size))]
+                (f"size, {self.size_label}", human_size(self.size))]
+        if self.image_store in IMAGE_LS_MEANING:
+            rows.append(("docker image ls", IMAGE_LS_MEANING[self.image_store]))
         if self.compressed_size is not None:
             rows.append((f"size, {COMPRESSED_LABEL}", human_size(self.compressed_size)))
-        if self.size_from_layers is not None:
-            rows.append(("files in all layers (cross-check)", human_size(self.size_from_layers)))
+        if self.history_size is not None and self.size_label != HISTORY_LABEL:
+            rows.append(("sum of docker history (cross-check)", human_size(self.history_size)))
+        if self.engine:
+            rows.append(("engine", self.engine + (f", {self.builder} builder" if self.builder else "")))
         wasted = f", {human_size(self.wasted)} wasted (deleted/overwritten later)" if self.contents and self.wasted else ""
         rows.append(("layers", f"{len(self.layers)}{wasted}"))
         if self.profile:
@@ -477,9 +314,9 @@ class ImageReport:
             for e in self.largest(top):
                 lines.append(f"  {human_size(e.size):>9}  {e.path}  (layer {e.layer})")
             lines += ["", "by category:"]
-            for name, n in self.categories().items():
+            for key, n in self.categories().items():
                 if n:
-                    lines.append(f"  {human_size(n):>9}  {name}")
+                    lines.append(f"  {human_size(n):>9}  {label(key)}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -503,13 +340,6 @@ def _cmd(value: list[str] | None) -> str:
 
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _clean(path: str) -> str:
-    path = "/" + str(path).strip().strip("/")
-    while "//" in path:
-        path = path.replace("//", "/")
-    return path
 
 
 def _resolve(tree: dict[str, FileEntry], path: str, *, max_links: int = 40) -> tuple[str, FileEntry | None]:
@@ -551,78 +381,12 @@ def _not_found(image: str, detail: str = "") -> ImageNotFound:
     m = re.match(r"^stagelab/(?:[^/]+/)?([^/:]+):([^/:]+)$", image)
     if m:
         fix = f"stagelab build {m.group(1)} {m.group(2)}   (list what is there: docker images 'stagelab/*')"
-    elif image.startswith("stagelab-offline/"):
-        fix = "stagelab bases prepare   (list what is there: docker images 'stagelab-offline/*')"
+    elif image.startswith(OFFLINE_PREFIX):
+        fix = f"stagelab bases prepare   (list what is there: docker images '{OFFLINE_PREFIX}*')"
     else:
         fix = f"docker images   (to list local images), or build it: docker build -t {image} ."
     return ImageNotFound(f"No local image named {image!r}{detail}.", fix=fix)
 
-
-def _user_is_root(user: str, passwd: bytes | None) -> bool:
-    name = (user or "").split(":")[0].strip()
-    if name in ("", "0", "root"):
-        return True
-    if name.isdigit():
-        return False
-    if passwd:
-        for line in passwd.decode(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) > 2 and fields[0] == name:
-                return fields[2].strip() == "0"
-    return False
-
-
-def _count_os_packages(small: dict[str, bytes]) -> tuple[int | None, str | None]:
-    status = small.get("/var/lib/dpkg/status")
-    status_d = [v for k, v in small.items() if k.startswith("/var/lib/dpkg/status.d/")]
-    if status is not None or status_d:
-        count = 0
-        if status is not None:
-            for stanza in re.split(rb"\n\s*\n", status):
-                m = re.search(rb"^Status:\s*(.*)$", stanza, re.M)
-                if m and m.group(1).strip().endswith(b" installed") and b"not-installed" not in m.group(1):
-                    count += 1
-        for data in status_d:
-            count += len(re.findall(rb"^Package:", data, re.M))
-        return count, "dpkg"
-    apk = small.get("/lib/apk/db/installed")
-    if apk is not None:
-        return len(re.findall(rb"^P:", apk, re.M)), "apk"
-    return None, None
-
-
-def _surface(report: ImageReport, small: dict[str, bytes], file_hits: list[str]) -> Surface:
-    tree = report.files
-    shells: list[str] = []
-    for path in _SHELLS:
-        entry = report.resolve(path)
-        if entry is None or not entry.is_regular or not entry.mode & 0o111:
-            continue
-        if path.startswith("/usr/bin/") and "/bin/" + path[len("/usr/bin/"):] in shells:
-            continue   # merged /usr: /usr/bin/bash is /bin/bash
-        shells.append(path)
-    busybox = report.which("busybox")
-    if busybox:
-        shells.append(busybox)
-    managers = [name for name, cmds in _PACKAGE_MANAGERS.items() if any(report.which(c) for c in cmds)]
-    if "npm" not in managers and report.resolve(_NPM_CLI) is not None:
-        managers.append("npm")
-    compilers = [name for name, cmds in _COMPILERS.items() if any(report.which(c) for c in cmds)]
-    if "go" not in compilers and (report.resolve("/usr/local/go/bin/go") or report.resolve("/usr/lib/go/bin/go")):
-        compilers.append("go")
-    if "tsc" not in compilers and any(
-            p.endswith(("/node_modules/.bin/tsc", "/node_modules/typescript/bin/tsc")) for p in tree):
-        compilers.append("tsc")
-    executables = sum(1 for e in tree.values() if e.type in ("file", "hardlink") and e.mode & 0o111)
-    setuid = sorted(e.path for e in tree.values() if e.type in ("file", "hardlink") and e.mode & 0o6000)
-    os_packages, db = _count_os_packages(small)
-    return Surface(
-        shell=shells[0] if shells else None, shells=shells, package_managers=managers,
-        compilers=[c for c in _COMPILERS if c in compilers], executables=executables, setuid=setuid,
-        os_packages=os_packages, os_package_db=db,
-        runs_as_root=_user_is_root(report.user, small.get("/etc/passwd")),
-        secret_hits=list(file_hits), from_contents=True,
-    )
 
 
 def _config_secret_hits(secret: str, history: Sequence[str], env: dict[str, str],
@@ -658,49 +422,6 @@ def _layer_history(api_history: list[dict], n_layers: int) -> list[dict] | None:
     return made if len(made) == n_layers else None
 
 
-def _app_paths(labels: dict[str, str], workdir: str) -> tuple[str, ...]:
-    paths = []
-    if workdir and workdir.strip("/"):
-        paths.append(_clean(workdir))
-    app = labels.get(APP_LABEL)
-    if app:
-        try:
-            from . import variants  # the app's main artefact from variants.toml
-
-            binary = variants.load_app(app).binary
-            if binary:
-                paths.append(_clean(binary))
-        except Exception:
-            pass
-    return tuple(dict.fromkeys(paths))
-
-
-def _find_lockfile(labels: dict[str, str], small: dict[str, bytes], app_paths: Sequence[str]) -> dict[str, bool]:
-    app = labels.get(APP_LABEL)
-    if app:
-        try:
-            from .naming import repo_root
-
-            candidate = repo_root() / "apps" / app / "package-lock.json"
-            if candidate.is_file():
-                return parse_lockfile(candidate.read_bytes())
-        except Exception:
-            pass
-    # the image's own lockfiles: under the app first, then npm's hidden one in node_modules
-    for root in list(app_paths) + [""]:
-        for name in (f"{root}/package-lock.json", f"{root}/node_modules/.package-lock.json"):
-            if name in small:
-                parsed = parse_lockfile(small[name])
-                if parsed:
-                    return parsed
-    for name, data in small.items():
-        if name.endswith("package-lock.json"):
-            parsed = parse_lockfile(data)
-            if parsed:
-                return parsed
-    return {}
-
-
 def _env_dict(env: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in env or []:
@@ -718,9 +439,13 @@ def report_from_export(
     lockfile: str | PathLike | bytes | dict | None = None,
     secret: str | None = None,
     app_paths: Sequence[str] | None = None,
+    store: str | None = None,
+    engine: str = "",
 ) -> ImageReport:
     """Assemble an :class:`ImageReport` from the engine's image attributes (``docker inspect``),
-    its history and, when read, the export's contents. No engine calls (unit-testable)."""
+    its history and, when read, the export's contents. No engine calls (unit-testable).
+
+    ``store`` / ``engine``: the engine's image store and description (:func:`stagelab.sizes.engine_facts`)."""
     cfg = attrs.get("Config") or {}
     labels = dict(cfg.get("Labels") or {})
     env = _env_dict(cfg.get("Env"))
@@ -749,7 +474,7 @@ def report_from_export(
             layers.append(LayerInfo(index=i, size=int(entry.get("Size") or 0), created_by=entry.get("CreatedBy") or "",
                                     digest=diff_ids[i] if i < len(diff_ids) else ""))
 
-    paths = tuple(_clean(p) for p in app_paths) if app_paths is not None else _app_paths(labels, workdir)
+    paths = tuple(_clean(p) for p in app_paths) if app_paths is not None else app_paths_of(labels, workdir)
     small = export.small_files if export is not None else {}
     if isinstance(lockfile, dict):
         lock = {str(k): bool(v) for k, v in lockfile.items()} if all(
@@ -763,14 +488,23 @@ def report_from_export(
                                 fix="pass the app's package-lock.json, e.g. apps/ts-server/package-lock.json")
         lock = parse_lockfile(path.read_bytes())
     else:
-        lock = _find_lockfile(labels, small, paths) if export is not None else {}
+        lock = find_lockfile(labels, small, paths) if export is not None else {}
 
     compressed = None
     if export is not None and export.layers and all(st.compressed_size is not None for st in export.layers):
         compressed = sum(st.compressed_size or 0 for st in export.layers)
 
+    from_history = history_size(api_history)
+    if export is not None:
+        size, label = export.size, SIZE_LABEL
+    elif from_history is not None:
+        size, label = from_history, HISTORY_LABEL
+    else:   # no history either: only the layers' sizes the report was given
+        size, label = sum(layer.size for layer in layers), HISTORY_LABEL
     report = ImageReport(
-        ref=ref, image_id=attrs.get("Id", ""), size=int(attrs.get("Size") or 0), layers=layers,
+        ref=ref, image_id=attrs.get("Id", ""), size=size, layers=layers, size_label=label,
+        history_size=from_history, engine_size=int(attrs["Size"]) if attrs.get("Size") is not None else None,
+        image_store=store, engine=engine,
         size_from_layers=export.size if export is not None else None, compressed_size=compressed,
         user=cfg.get("User") or "", entrypoint=cfg.get("Entrypoint"), cmd=cfg.get("Cmd"),
         exposed_ports=sorted((cfg.get("ExposedPorts") or {}).keys()), env=env, labels=labels,
@@ -782,9 +516,9 @@ def report_from_export(
     )
     config_hits = _config_secret_hits(secret, history_texts, env, labels) if secret else []
     if export is not None:
-        report.surface = _surface(report, small, list(export.secret_hits) + config_hits)
+        report.surface = surface_of(report, small, list(export.secret_hits) + config_hits)
     else:
-        report.surface = Surface(runs_as_root=_user_is_root(report.user, None), secret_hits=config_hits,
+        report.surface = Surface(runs_as_root=user_is_root(report.user, None), secret_hits=config_hits,
                                  from_contents=False)
     return report
 
@@ -813,7 +547,7 @@ def inspect(
     """
     import docker.errors
 
-    from . import layers as layers_mod
+    from .layercache import read_image_cached
 
     if client is None:
         from .engine import client as engine_client
@@ -836,7 +570,7 @@ def inspect(
     export = None
     if contents or compressed:
         try:
-            export = layers_mod.read_image(client, attrs["Id"], secret=secret, compressed=compressed)
+            export = read_image_cached(client, attrs, secret=secret, compressed=compressed)
         except ExportStreamError:
             try:   # removed while we read it? Then say so, not "truncated stream"
                 client.api.inspect_image(attrs["Id"])
@@ -845,8 +579,9 @@ def inspect(
             raise
     tags = attrs.get("RepoTags") or []
     ref = image if (image in tags or not tags) and not image.startswith("sha256:") else (tags[0] if tags else image)
+    store, engine = engine_facts(client)
     return report_from_export(export, attrs, api_history, ref=ref, lockfile=lockfile, secret=secret,
-                              app_paths=app_paths)
+                              app_paths=app_paths, store=store, engine=engine)
 
 
 # --- command line: stagelab inspect ----------------------------------------------------------

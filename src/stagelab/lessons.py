@@ -3,6 +3,7 @@
 - ``read_file``: one file's bytes from an image without running it (02: the cgo binary,
   03: the CA bundle a scratch image got from its builder).
 - ``elf_interpreter``: the dynamic loader an ELF binary asks the kernel for (02).
+- ``glibc_loader``: the loader glibc's dynamic binaries name on an image's architecture (02).
 - ``build_lesson``: build one of the lesson-only Dockerfiles in ``apps/<app>/lessons/`` (03, 04).
 - ``build_with_secret``: a BuildKit build that passes a secret with ``--secret`` (04).
 
@@ -86,6 +87,32 @@ def elf_interpreter(data: bytes) -> str | None:
     return None
 
 
+#: glibc's dynamic loader per image architecture (``docker image inspect``'s ``Architecture``).
+GLIBC_LOADERS: dict[str, str] = {
+    "amd64": "/lib64/ld-linux-x86-64.so.2",
+    "arm64": "/lib/ld-linux-aarch64.so.1",
+    "arm": "/lib/ld-linux-armhf.so.3",
+    "386": "/lib/ld-linux.so.2",
+    "ppc64le": "/lib64/ld64.so.2",
+    "s390x": "/lib/ld64.so.1",
+    "riscv64": "/lib/ld-linux-riscv64-lp64d.so.1",
+}
+
+
+def glibc_loader(architecture: str) -> str:
+    """The loader a glibc-linked binary names on ``architecture`` (notebook 02's cgo lesson).
+
+    x86-64 binaries ask for ``/lib64/ld-linux-x86-64.so.2``, arm64 ones (Apple silicon under
+    Docker Desktop) for ``/lib/ld-linux-aarch64.so.1``.
+    """
+    try:
+        return GLIBC_LOADERS[architecture]
+    except KeyError:
+        raise LessonError(f"No known glibc loader for architecture {architecture!r}.",
+                          f"read it from the binary instead: elf_interpreter(...); known: {', '.join(GLIBC_LOADERS)}"
+                          ) from None
+
+
 def lesson_dockerfile(app: str, name: str) -> Path:
     """``apps/<app>/lessons/<name>`` (shown with ``show_file`` before it is built)."""
     from .naming import repo_root
@@ -97,7 +124,7 @@ def lesson_dockerfile(app: str, name: str) -> Path:
 
 
 def build_lesson(app: str, dockerfile: str, name: str, *, build_args: Mapping[str, str] | None = None,
-                 builder: str = "classic", progress: str | None = "auto") -> Any:
+                 builder: str | None = None, progress: str | None = "auto") -> Any:
     """Build ``apps/<app>/lessons/<dockerfile>`` (context ``apps/<app>/``) as ``stagelab/<ns>/<app>:<name>``."""
     from .build import build_context
     from .naming import image_tag, lab_labels

@@ -1,8 +1,8 @@
 """Names and labels of everything the lab creates (images, containers, networks).
 
-One place for the conventions in DESIGN.md: every object carries ``org.stagelab.lab=true``
-plus a namespace label, so ``stagelab clean`` removes only the lab's own objects, and
-several learners can share one engine (``STAGELAB_NAMESPACE``).
+One place for these conventions (README: "Cleaning up", "Running a workshop"): every object
+carries ``org.stagelab.lab=true`` plus a namespace label, so ``stagelab clean`` removes only
+the lab's own objects, and several learners can share one engine (``STAGELAB_NAMESPACE``).
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ class Lab:
     profile: Any                      # stagelab.profiles.Profile
     bases: list[Any] = field(default_factory=list)   # stagelab.bases.BaseStatus
     namespace: str = ""
+    builder: str = ""                 # stagelab.builders.describe: which builder builds here, and why
 
     @property
     def profile_name(self) -> str:
@@ -49,6 +50,7 @@ class Lab:
             "<div class='stagelab-setup'>"
             f"<p><b>Engine</b> {html.escape(self.engine)} — Docker {html.escape(self.engine_version)} "
             f"(API {html.escape(self.api_version)}) · <b>namespace</b> <code>{html.escape(self.namespace)}</code></p>"
+            f"<p><b>Builder</b> {html.escape(self.builder or '?')}</p>"
             f"<p><b>Base-image profile: {html.escape(self.profile.name)}</b> — {html.escape(self.profile.reason)}. "
             "Every size below is measured on these images.</p>"
             "<details><summary>Role → image</summary><table><tr><th>build arg (role)</th><th>image</th>"
@@ -58,6 +60,7 @@ class Lab:
     def __repr__(self) -> str:
         lines = [
             f"Engine {self.engine}: Docker {self.engine_version} (API {self.api_version}), namespace {self.namespace}",
+            f"Builder {self.builder or '?'}",
             f"Profile {self.profile.name}: {self.profile.reason}",
         ]
         lines += [f"  {b.role:<24} {b.image or '-':<52} {'present' if b.present else 'MISSING'}" for b in self.bases]
@@ -65,12 +68,18 @@ class Lab:
 
 
 def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
-    """IPython custom exception handler: a StagelabError shows as one short box, no traceback."""
+    """IPython custom exception handler: a StagelabError shows as one short box, no traceback.
+
+    The box is for the learner; the one-line structured traceback sent through
+    ``shell._showtraceback`` is a real ``error`` output, so nbval, papermill and nbclient
+    fail the cell (a custom handler's return value alone never reaches the frontend).
+    """
     from IPython.display import HTML, display
 
     display(HTML(value._repr_html_()) if hasattr(value, "_repr_html_") else str(value))
-    # One line as the "traceback": headless runners (nbval, papermill) report it as the error.
-    return [f"{etype.__name__}: {value}"]
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def install_error_display() -> None:
@@ -91,6 +100,7 @@ def setup(*, check_bases: bool = True) -> Lab:
     """
     install_error_display()
     from . import engine
+    from .builders import describe
     from .naming import namespace
     from .profiles import active_profile
 
@@ -109,6 +119,7 @@ def setup(*, check_bases: bool = True) -> Lab:
         profile=profile,
         bases=bases,
         namespace=namespace(),
+        builder=describe(cli),
     )
 
 

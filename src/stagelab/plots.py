@@ -3,7 +3,7 @@
 No pyplot and no rcParams: every function builds a ``matplotlib.figure.Figure``
 directly, so nothing leaks between notebooks or tests, and a notebook shows the
 figure by making it the last expression of a cell (or through ``stagelab.widgets``).
-Every figure says what was measured (uncompressed size, as ``docker image ls``),
+Every figure says what was measured (the lab's size, ``stagelab.sizes.SIZE_LABEL``),
 which image(s) and on which base-image profile.
 
 Used by notebooks 01-07 (``size_bars``), 03-06 (``breakdown``, ``layers_chart``).
@@ -18,10 +18,12 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .categories import label as category_label
 from .compare import compare, display_name, profile_of
+from .sizes import SIZE_LABEL
 from .units import human_ratio, human_size
 
-SIZE_AXIS = "uncompressed size (docker image ls)"
+SIZE_AXIS = f"size, {SIZE_LABEL}"
 BASE_COLOR = "#9aa5b1"      # the baseline bar
 BAR_COLOR = "#2b6cb0"
 CATEGORY_COLORS = (
@@ -46,6 +48,11 @@ def _title(fig: Figure, title: str, fontsize: float = 11) -> None:
     """The figure's title across its whole width, left-aligned, wrapped rather than cut off."""
     width = max(40, int(fig.get_figwidth() * 72 / (fontsize * 0.6)))
     fig.suptitle("\n".join(textwrap.wrap(title, width)) or title, x=0.01, ha="left", fontsize=fontsize)
+
+
+def size_label(report: Any) -> str:
+    """What ``report.size`` measured (``ImageReport.size_label``; the lab's size for other reports)."""
+    return getattr(report, "size_label", None) or SIZE_LABEL
 
 
 def _short_name(name: str, width: int = 44) -> str:
@@ -125,7 +132,7 @@ def size_bars(reports: Sequence[Any], *, log: bool = False, baseline: Any = None
                     textcoords="offset points", va="center", ha="left", fontsize=9)
     scale = "log scale" if log else "linear scale"
     ax.set_xlabel(f"{SIZE_AXIS}, {scale}")
-    _title(fig, f"Image size: {SIZE_AXIS}, profile: {profile}")
+    _title(fig, f"Image {SIZE_AXIS}, profile: {profile}")
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -144,7 +151,7 @@ def breakdown(report: Any, by: str = "category", depth: int = 2, *, top: int = 8
     if not getattr(report, "contents", True) or not getattr(report, "files", None):
         return _message_figure(title, "contents not read: use inspect(image, contents=True) to see what fills the image")
     if by == "category":
-        parts = [(k, v) for k, v in report.categories().items() if v > 0]
+        parts = [(category_label(k), v) for k, v in report.categories().items() if v > 0]
     else:
         items = [(k, v) for k, v in report.by_directory(depth) if v > 0]
         parts = items[:top]
@@ -170,7 +177,7 @@ def breakdown(report: Any, by: str = "category", depth: int = 2, *, top: int = 8
     ax.set_yticks([])
     _size_axis(ax)
     ax.set_xlabel(f"bytes of files in the final tree: {human_size(total)} "
-                  f"(image: {human_size(getattr(report, 'size', None))} {SIZE_AXIS})")
+                  f"(image: {human_size(getattr(report, 'size', None))} {size_label(report)})")
     _title(fig, title)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     for side in ("top", "right", "left"):
@@ -186,7 +193,7 @@ def layers_chart(report: Any, *, width: int = INSTRUCTION_WIDTH) -> Figure:
     name, profile = display_name(report), profile_of(report) or "unknown"
     layers = list(getattr(report, "layers", []) or [])
     title = (f"{name}: {len(layers)} layers, {human_size(getattr(report, 'size', None))} "
-             f"{SIZE_AXIS}, profile: {profile}")
+             f"{size_label(report)}, profile: {profile}")
     if not layers:
         return _message_figure(title, "this image has no filesystem layers")
     fig = StagelabFigure(figsize=(9.5, 1.2 + 0.38 * len(layers)), layout="constrained")

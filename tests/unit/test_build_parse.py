@@ -4,13 +4,24 @@ from __future__ import annotations
 import io
 import sys
 import types
+from pathlib import Path
 
 import docker.errors
 import pytest
 import requests
 
 from stagelab import build as B
+from stagelab import builders as BD
+from stagelab import builderrors as E
+from stagelab import buildlog as L
+from stagelab import dockerfile as D
 from stagelab import progress as P
+
+@pytest.fixture(autouse=True)
+def _engine_default_builder(monkeypatch):
+    """These tests fake a classic engine: a STAGELAB_BUILDER of the developer's shell must not leak in."""
+    monkeypatch.delenv("STAGELAB_BUILDER", raising=False)
+
 
 # --- recorded logs (Docker Engine 20.10, classic builder through the SDK, decode=True) ----
 
@@ -155,25 +166,25 @@ failed to solve with frontend dockerfile.v0: failed to create LLB definition: fa
 """
 
 
-def classic(chunks, labels=LAB_KEYS) -> B.ClassicLog:
-    log = B.ClassicLog(added_labels=labels)
+def classic(chunks, labels=LAB_KEYS) -> L.ClassicLog:
+    log = L.ClassicLog(added_labels=labels)
     for chunk in chunks:
         log.feed(chunk)
     log.flush()
     return log
 
 
-def buildkit(text: str) -> B.BuildkitLog:
-    log = B.BuildkitLog()
+def buildkit(text: str) -> L.BuildkitLog:
+    log = L.BuildkitLog()
     for line in text.splitlines(keepends=True):
         log.feed(line)
     return log
 
 
 def fail(log, df_text: str = "FROM scratch\n", args=None) -> B.BuildFailed:
-    error = log.error if isinstance(log, B.ClassicLog) else log.final_error
+    error = log.error if isinstance(log, L.ClassicLog) else log.final_error
     assert error, "the recorded log must carry an error"
-    return B._failure_from(log, error, "Dockerfile", B.Path("/ctx"), dict(args or {}), df_text, "t:1")
+    return E.failure_from(log, error, "Dockerfile", "/ctx", dict(args or {}), D.parse(df_text), "t:1")
 
 
 # --- Dockerfile reading -------------------------------------------------------------------
@@ -189,7 +200,7 @@ def test_parse_dockerfile_joins_continuations_and_skips_comments():
         "\n"
         "copy a /a\n"
     )
-    ins = B.parse_dockerfile(text)
+    ins = D.parse_dockerfile(text)
     assert [i.keyword for i in ins] == ["ARG", "FROM", "RUN", "COPY"]
     assert ins[2].args == "echo one && echo two"
     assert ins[2].line == 4
@@ -197,31 +208,31 @@ def test_parse_dockerfile_joins_continuations_and_skips_comments():
 
 
 def test_parse_dockerfile_escape_directive():
-    ins = B.parse_dockerfile("# escape=`\nFROM scratch\nRUN a `\n  b\n")
+    ins = D.parse_dockerfile("# escape=`\nFROM scratch\nRUN a `\n  b\n")
     assert ins[-1].args == "a b"
 
 
 def test_declared_args_names_defaults_and_several_per_line():
     text = ('ARG GOLANG_IMAGE=golang:1.22-alpine\narg NODE_IMAGE\nARG A=1 B="two words"\n'
             "FROM ${GOLANG_IMAGE}\nARG LATE=x\nRUN echo ARG NOT_AN_ARG=1\n")
-    assert B.declared_args(text) == {
+    assert D.declared_args(text) == {
         "GOLANG_IMAGE": "golang:1.22-alpine", "NODE_IMAGE": None, "A": "1", "B": "two words", "LATE": "x",
     }
 
 
 def test_dockerfile_stages_names_unnamed_and_platform():
     text = "FROM --platform=$BUILDPLATFORM golang AS build\nFROM scratch\nFROM build as again\n"
-    stages = B.dockerfile_stages(text)
+    stages = D.dockerfile_stages(text)
     assert [(s.index, s.name, s.base) for s in stages] == [
         (0, "build", "golang"), (1, "stage-1", "scratch"), (2, "again", "build")]
 
 
 def test_expand_forms():
     args = {"A": "x:1", "EMPTY": None}
-    assert B.expand("${A}", args) == "x:1"
-    assert B.expand("$A-y", args) == "x:1-y"
-    assert B.expand("${EMPTY:-dflt}", args) == "dflt"
-    assert B.expand("${MISSING}", args) == ""
+    assert D.expand("${A}", args) == "x:1"
+    assert D.expand("$A-y", args) == "x:1-y"
+    assert D.expand("${EMPTY:-dflt}", args) == "dflt"
+    assert D.expand("${MISSING}", args) == ""
 
 
 # --- classic log --------------------------------------------------------------------------
@@ -258,7 +269,7 @@ def test_classic_chunks_split_mid_line():
 
 
 def test_classic_new_steps_feed_progress():
-    log = B.ClassicLog()
+    log = L.ClassicLog()
     seen = []
     for chunk in CLASSIC_RUN_FAILS:
         log.feed(chunk)
@@ -299,7 +310,7 @@ def test_tail_title_explains_the_logs_larger_step_count():
 def test_tail_keeps_last_30_lines():
     chunks = CLASSIC_RUN_FAILS[:8] + [{"stream": f"line {i}\n"} for i in range(100)] + CLASSIC_RUN_FAILS[-1:]
     exc = fail(classic(chunks))
-    assert len(exc.tail) == B.TAIL_LINES == 30
+    assert len(exc.tail) == E.TAIL_LINES == 30
     assert exc.tail[0] == "line 71"
 
 
@@ -320,8 +331,8 @@ def test_missing_base_names_image_and_bases_fix():
 def test_missing_non_role_image_suggests_pull():
     exc = fail(classic(CLASSIC_MISSING_BASE), args={"GOLANG_IMAGE": "golang:1.22-alpine", "X": "y"})
     assert "golang:1.22-alpine" in exc.message
-    exc2 = B._failure_from(classic(CLASSIC_MISSING_BASE), "pull access denied for foo", "Dockerfile",
-                           B.Path("/ctx"), {}, "", "t:1")
+    exc2 = E.failure_from(classic(CLASSIC_MISSING_BASE), "pull access denied for foo", "Dockerfile",
+                          "/ctx", {}, D.parse(""), "t:1")
     assert "docker pull" in exc2.fix
 
 
@@ -332,7 +343,7 @@ def test_copy_of_missing_file_points_at_context():
 
 
 def test_typo_is_found_in_dockerfile_with_suggestion():
-    message, fix, step, instruction = B.explain(
+    message, fix, step, instruction = E.explain(
         "dockerfile parse error line 3: unknown instruction: RUNN", step=None, steps_total=None,
         instruction=None, dockerfile="Dockerfile", context="/ctx",
         dockerfile_text="FROM scratch\nCOPY a /a\nRUNN echo hi\n")
@@ -343,7 +354,7 @@ def test_typo_is_found_in_dockerfile_with_suggestion():
 
 
 def test_unknown_target_is_explained():
-    message, fix, _, _ = B.explain("failed to reach build target nope in Dockerfile", step=None,
+    message, fix, _, _ = E.explain("failed to reach build target nope in Dockerfile", step=None,
                                    steps_total=None, instruction=None, dockerfile="Dockerfile", context="/c")
     assert "nope" in message and "FROM ... AS" in fix
 
@@ -408,7 +419,7 @@ def test_buildkit_unnamed_single_stage_is_stage_0():
 
 
 def test_buildkit_command_line():
-    cmd = B.buildkit_command("/usr/bin/docker", ctx=B.Path("/c"), df_path=B.Path("/c/Dockerfile"),
+    cmd = BD.buildkit_command("/usr/bin/docker", ctx=Path("/c"), df_path=Path("/c/Dockerfile"),
                              tag="t:1", target="builder", labels={"org.stagelab.lab": "true"},
                              build_args={"GOLANG_IMAGE": "g:1"}, nocache=True)
     assert cmd[:3] == ["/usr/bin/docker", "build", "--progress=plain"]
@@ -420,22 +431,25 @@ def test_buildkit_command_line():
 
 
 def test_buildkit_command_passes_secrets_as_files_never_as_values():
-    cmd = B.buildkit_command("/usr/bin/docker", ctx=B.Path("/c"), df_path=B.Path("/c/Dockerfile"),
+    cmd = BD.buildkit_command("/usr/bin/docker", ctx=Path("/c"), df_path=Path("/c/Dockerfile"),
                              tag="t:1", target=None, labels={}, build_args={}, nocache=False,
-                             secret_files={"git_token": B.Path("/tmp/s/git_token")})
+                             secret_files={"git_token": Path("/tmp/s/git_token")})
     assert cmd[cmd.index("--secret") + 1] == "id=git_token,src=/tmp/s/git_token"
 
 
 def test_run_buildkit_writes_each_secret_to_a_private_file_for_the_build_only(monkeypatch):
     seen = {}
 
-    def fake_cli(**kwargs):
-        (secret_id, path), = kwargs["secret_files"].items()
+    def fake_cli(job, secret_files):
+        (secret_id, path), = secret_files.items()
         seen.update(id=secret_id, path=path, text=path.read_text(), mode=path.stat().st_mode & 0o777)
         return "parsed", "sha256:x", None
 
-    monkeypatch.setattr(B, "_run_buildkit_cli", fake_cli)
-    assert B._run_buildkit(secrets={"git_token": "s3cret"}, ctx=B.Path("/c")) == ("parsed", "sha256:x", None)
+    monkeypatch.setattr(BD, "_run_buildkit_cli", fake_cli)
+    job = BD.BuildJob(ctx=Path("/c"), df_path=Path("/c/Dockerfile"), df_shown="Dockerfile",
+                      model=D.parse("FROM scratch\n"), tag="t:1", target=None, labels={}, build_args={},
+                      arg_values={}, secrets={"git_token": "s3cret"})
+    assert BD.run_buildkit(job) == ("parsed", "sha256:x", None)
     assert (seen["id"], seen["text"], seen["mode"]) == ("git_token", "s3cret", 0o600)
     assert not seen["path"].exists(), "the secret file outlived the build"
 
@@ -443,7 +457,7 @@ def test_run_buildkit_writes_each_secret_to_a_private_file_for_the_build_only(mo
 def test_secrets_with_the_classic_builder_is_one_clear_error(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     with pytest.raises(B.StagelabError) as err:
-        B.build_context(tmp_path, tag="t:1", secrets={"a": "b"})
+        B.build_context(tmp_path, tag="t:1", secrets={"a": "b"}, builder="classic")
     assert "BuildKit" in err.value.message and 'builder="buildkit"' in err.value.fix
 
 
@@ -597,10 +611,13 @@ def test_missing_base_checked_before_building(monkeypatch, context):
     mod = types.ModuleType("stagelab.profiles")
     mod.ROLES, mod.active_profile = roles, (lambda name=None: prof)
     monkeypatch.setitem(sys.modules, "stagelab.profiles", mod)
-    bases = types.ModuleType("stagelab.bases")  # without check_bases: the fallback check runs
+    bases = types.ModuleType("stagelab.bases")
     from stagelab.errors import StagelabError
 
-    bases.missing_base_error = lambda arg, p: StagelabError(f"{arg} missing in {p.name}", "stagelab bases prepare")
+    def check_bases(build_args, p):
+        raise StagelabError(f"{next(iter(build_args))} missing in {p.name}", "stagelab bases prepare")
+
+    bases.check_bases = check_bases
     monkeypatch.setitem(sys.modules, "stagelab.bases", bases)
     client = FakeClient(OK_CHUNKS)
     use_client(monkeypatch, client)
@@ -707,7 +724,7 @@ def test_cli_build_passes_options_and_prints_json(monkeypatch, capsys):
                              image_id="sha256:" + "c" * 64, seconds=1.5, steps_total=2, steps_cached=1,
                              log=["x"], profile="offline", base_images={"GOLANG_IMAGE": "g"},
                              builder=kwargs["builder"], stages_run=["builder", "final"],
-                             steps=[B.BuildStep(3, "builder", "RUN go build", True)])
+                             steps=[L.BuildStep(3, "builder", "RUN go build", True)])
 
     monkeypatch.setattr(B, "build", fake_build)
     assert cli.main(["build", "go-server", "scratch", "--builder", "buildkit", "--build-arg", "A=1",
@@ -782,3 +799,17 @@ def test_interrupted_build_closes_its_progress(monkeypatch, context, fake_profil
     with pytest.raises(KeyboardInterrupt):
         B.build_context(context, "Dockerfile", tag="t:1")
     assert made[0].events[-1] == ("close", False, "interrupted at step 3")
+
+
+def test_output_of_a_step_is_what_its_command_printed_under_either_builder():
+    classic = L.ClassicLog.from_lines([
+        "Step 1/4 : FROM golang AS builder", " ---> 1a2b3c4d5e6f",
+        "Step 2/4 : RUN go test ./...", " ---> Running in 93a3338a0f57", "ok  \tstagelab.example/go-server\t0.01s",
+        " ---> 5be386f84252", "Step 3/4 : RUN echo later", " ---> Running in aeda470c7f35", "later"])
+    assert "ok  \tstagelab.example/go-server\t0.01s" in classic.output_of(2)
+    assert "later" not in classic.output_of(2) and "later" in classic.output_of(3)
+    bk = L.parse_log(BUILDKIT_TARGET_OK.splitlines())
+    step = next(s for s in bk.steps if "go build" in s.instruction)
+    assert bk.output_of(step.number) == ["compiling"]
+    cached = next(s for s in bk.steps if s.instruction.startswith("COPY go.mod"))
+    assert cached.cached and bk.output_of(cached.number) == []

@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from stagelab import buildsteps
+from stagelab.buildlog import parse_log
 
 CLASSIC = """\
 Step 1/9 : ARG NODE_ALPINE_IMAGE=node:20-alpine
@@ -42,21 +43,28 @@ BUILDKIT = """\
 """.splitlines()
 
 
+def result(log: list[str], builder: str, **more) -> SimpleNamespace:
+    """A stand-in for a ``BuildResult``: its log and the steps its parser found."""
+    return SimpleNamespace(log=log, builder=builder, steps=parse_log(log, builder).steps, **more)
+
+
 def test_classic_log_gives_stage_instruction_and_cache_per_step() -> None:
-    steps = buildsteps.steps(SimpleNamespace(log=CLASSIC, builder="classic"))
-    by_n = {s.n: s for s in steps}
+    steps = buildsteps.steps(result(CLASSIC, "classic"))
+    by_n = {s.number: s for s in steps}
     assert by_n[4].cached and by_n[4].stage == "builder" and by_n[4].instruction == "RUN npm ci"
     assert not by_n[5].cached and not by_n[6].cached
     assert by_n[8].stage == "stage-1" and by_n[8].cached
-    assert [s.n for s in buildsteps.matching(steps, r"^RUN npm ci\b", stage="builder")] == [4]
+    assert [s.number for s in buildsteps.matching(steps, r"^RUN npm ci\b", stage="builder")] == [4]
+    assert 2 not in by_n and 7 not in by_n  # FROM is not a step that does work
 
 
 def test_buildkit_log_counts_each_vertex_once() -> None:
-    steps = buildsteps.steps(SimpleNamespace(log=BUILDKIT, builder="buildkit"))
+    steps = buildsteps.steps(result(BUILDKIT, "buildkit"))
     assert [(s.stage, s.instruction, s.cached) for s in steps] == [
-        ("base", "FROM docker.io/library/node", True), ("base", "WORKDIR /app", True),
+        ("base", "WORKDIR /app", True),
         ("builder", "RUN npm ci", False), ("production", "RUN npm ci --omit=dev", True)]
-    table = buildsteps.StepTable(SimpleNamespace(log=BUILDKIT, builder="buildkit", tag="t"))
+    assert [s.makes_layer for s in steps] == [False, True, True]
+    table = buildsteps.StepTable(result(BUILDKIT, "buildkit", tag="t"))
     assert "1 of 2" in repr(table) and "cached" in table._repr_html_()
 
 
@@ -72,7 +80,7 @@ def test_context_size_honours_dockerignore(tmp_path: Path) -> None:
 
 
 def test_timings_chart_labels_cache_use() -> None:
-    fig = buildsteps.timings_chart({"cold": SimpleNamespace(seconds=30.0, log=CLASSIC, builder="classic")})
+    fig = buildsteps.timings_chart({"cold": result(CLASSIC, "classic", seconds=30.0)})
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("3/6 steps cached" in t for t in texts)
     shown = fig._repr_png_()    # what Jupyter displays: a PNG, not the text "<Figure size ...>"

@@ -9,8 +9,12 @@ from stagelab.naming import PROFILE_LABEL, image_tag
 
 
 class _Image:
+    """``size``: the sum of its layers; the engine's ``Size`` is a compressed third of it (containerd store)."""
+
     def __init__(self, size: int, profile: str) -> None:
-        self.attrs = {"Size": size, "Created": "2024-11-27T05:10:11.123456789Z",
+        self.id = f"sha256:{size:064x}"
+        self.history = [{"Size": size - size // 4}, {"Size": size // 4}, {"Size": 0}]
+        self.attrs = {"Size": size // 3, "Created": "2024-11-27T05:10:11.123456789Z",
                       "Config": {"Labels": {PROFILE_LABEL: profile}}}
 
 
@@ -24,9 +28,18 @@ class _Images:
         return self.known[tag]
 
 
+class _API:
+    def __init__(self, known: dict[str, _Image]) -> None:
+        self.by_id = {img.id: img for img in known.values()}
+
+    def history(self, image_id: str) -> list[dict]:
+        return self.by_id[image_id].history
+
+
 class _Client:
     def __init__(self, known: dict[str, _Image]) -> None:
         self.images = _Images(known)
+        self.api = _API(known)
 
 
 def test_the_four_article_sizes_are_listed() -> None:
@@ -51,3 +64,16 @@ def test_measured_row_reads_size_profile_and_date_and_missing_images() -> None:
     md = claims.claims_markdown(rows)
     assert single.article_text in md and "946" in md and "not built yet" in md
     assert "href='01-the-single-stage-problem.html'" in claims.claims_html(rows, link_notebooks=True)
+
+
+def test_the_table_says_which_versions_each_side_used() -> None:
+    from stagelab import versions
+
+    v = versions.current()
+    md = claims.claims_markdown([])
+    assert f"Go {v.article_go}, Node.js {v.article_node}" in md.splitlines()[0]
+    assert f"Go {v.go_minor}, Node.js {v.node_major}, Debian {v.debian}" in md.splitlines()[0]
+    from stagelab.sizes import HISTORY_LABEL
+
+    assert HISTORY_LABEL in md.splitlines()[0] and "docker image ls" not in md
+    assert f"Go {v.go_minor}" in claims.claims_html([])

@@ -137,6 +137,14 @@ def test_all_namespaces_still_spares_unlabelled_and_bases(engine):
     assert len(report) == 7
 
 
+def test_a_named_namespace_instead_of_this_one(engine):
+    report = cleanup.clean(client=engine, namespace="someone-else")  # STAGELAB_NAMESPACE is NS
+    assert engine.names("container") == ["ours-c", "plain-c"]
+    assert engine.names("image") == ["base-i", "dangling-ours", "ours-i", "plain-i"]
+    assert engine.names("network") == ["bridge", "ours-n"]
+    assert len(report) == 3 and report.failed == []
+
+
 def test_image_with_a_tag_outside_the_lab_is_only_untagged(engine):
     engine.objects["image"][0].tags.append("myapp:latest")
     report = cleanup.clean(client=engine)

@@ -11,6 +11,7 @@ import pytest
 from stagelab.compare import Comparison, UnknownBaseline, compare
 from stagelab.inspect import ImageReport, LayerInfo, Surface
 from stagelab.naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
+from stagelab.sizes import SIZE_LABEL
 
 
 def make_report(variant: str, size: int, *, app: str = "go-server", profile: str = "offline",
@@ -134,7 +135,7 @@ def test_json_shape_and_units(reports: list[ImageReport]) -> None:
     data = json.loads(comp.to_json(comp.check(max_size="20MB")))
     assert data["schema"] == "stagelab.compare/1"
     assert data["baseline"] == reports[0].ref and data["profiles"] == ["offline"]
-    assert "bytes" in data["units"]["size"] and "docker image ls" in data["units"]["size"]
+    assert "bytes" in data["units"]["size"] and SIZE_LABEL in data["units"]["size"]
     assert "percent" in data["units"]["percent_of_baseline"]
     names = [i["name"] for i in data["images"]]
     assert names == ["go-server:single", "go-server:alpine", "go-server:scratch"]
@@ -158,7 +159,7 @@ def test_json_nan_is_null() -> None:
 def test_markdown_table(reports: list[ImageReport]) -> None:
     md = compare(reports, baseline="single").to_markdown()
     lines = md.strip().splitlines()
-    assert lines[0].startswith("_Size = uncompressed size, as docker image ls") and "profile: offline" in lines[0]
+    assert lines[0].startswith(f"_Size = {SIZE_LABEL}") and "profile: offline" in lines[0]
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 2 + 3
     ncols = table[0].count("|")
@@ -170,7 +171,7 @@ def test_markdown_table(reports: list[ImageReport]) -> None:
 def test_text_table_is_aligned(reports: list[ImageReport]) -> None:
     text = compare(reports, baseline="single").to_text()
     lines = text.splitlines()
-    assert "docker image ls" in lines[0]
+    assert SIZE_LABEL in lines[0]
     assert lines[1].startswith("image") and set(lines[2]) <= {"-", " "}
     assert "baseline" in lines[3] and "51x smaller" in lines[4] and "197x smaller" in lines[5]
 
@@ -178,7 +179,7 @@ def test_text_table_is_aligned(reports: list[ImageReport]) -> None:
 def test_html_caption_says_what_was_measured(reports: list[ImageReport]) -> None:
     page = compare(reports, baseline="single")._repr_html_()
     caption = re.search(r"<caption[^>]*>(.*?)</caption>", page).group(1)
-    assert "uncompressed size, as docker image ls" in caption
+    assert SIZE_LABEL in caption
     assert "profile: offline" in caption and re.search(r"measured \d{4}-\d\d-\d\d", caption)
     assert 'class="stagelab-comparison"' in page
     assert page.count("<tr") == 1 + 3 and page.count('class="stagelab-baseline"') == 1
@@ -215,7 +216,12 @@ def test_empty_is_an_error() -> None:
 
 def test_comparison_type(reports: list[ImageReport]) -> None:
     comp = compare(reports)
-    assert isinstance(comp, Comparison) and len(comp) == 3 and str(comp) == comp.to_text()
+    assert isinstance(comp, Comparison) and len(comp) == 3
+    text = str(comp).splitlines()
+    # the caption first, then the header row, a rule, and one line per image in the given order
+    assert text[0].startswith("Size = ") and text[1].split()[:2] == ["image", "profile"]
+    assert set(text[2].replace(" ", "")) == {"-"}
+    assert [line.split()[0] for line in text[3:]] == [r.name for r in comp.rows]
 
 
 # --- the `stagelab compare` command (inspect replaced by fakes: no engine) ------------------
@@ -310,3 +316,19 @@ def test_images_without_profile_label_are_said_unknown(reports: list[ImageReport
     reports[2].labels = {}
     comp = compare(reports)
     assert comp.profile_text == "offline (other images: unknown)" and "MIXED" not in comp.caption()
+
+
+def test_rows_carry_the_builder_and_the_engine(reports: list[ImageReport]) -> None:
+    class Build:   # the fields of build.BuildResult that compare reads
+        def __init__(self, image_id: str, builder: str) -> None:
+            self.image_id, self.builder = image_id, builder
+
+    for rep in reports:
+        rep.engine = "Docker 28.5.2, containerd image store"
+    comp = compare(reports, builds=[Build(reports[0].image_id, "buildkit"), Build("sha256:other", "classic")])
+    assert [r.builder for r in comp.rows] == ["buildkit", None, None]
+    assert {r.engine for r in comp.rows} == {"Docker 28.5.2, containerd image store"}
+    assert "engine: Docker 28.5.2, containerd image store" in comp.caption() and "builder: buildkit" in comp.caption()
+    data = json.loads(comp.to_json())
+    assert data["engines"] == ["Docker 28.5.2, containerd image store"] and data["builders"] == ["buildkit"]
+    assert data["images"][0]["builder"] == "buildkit" and data["images"][1]["builder"] is None

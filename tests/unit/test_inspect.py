@@ -1,22 +1,32 @@
 """stagelab.inspect without an engine: reports from synthetic trees and a fake Docker client."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import tarfile
+import uuid
 
 import docker.errors
 import pytest
 
 from stagelab import inspect as insp
+from stagelab import sizes
+from stagelab.categories import KEYS as CATEGORIES
+from stagelab.categories import _lock_key, parse_lockfile
 from stagelab.inspect import (
-    CATEGORIES, COMPRESSED_LABEL, UNCOMPRESSED_LABEL, ImageNotFound, ImageReport, _lock_key,
-    parse_lockfile, report_from_export,
+    COMPRESSED_LABEL, UNCOMPRESSED_LABEL, ImageNotFound, ImageReport, report_from_export,
 )
 from stagelab.layers import ExportContents, LayerScan, stack_layers
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """inspect() caches layer listings in STAGELAB_CACHE: each test gets an empty one."""
+    monkeypatch.setenv("STAGELAB_CACHE", str(tmp_path / "cache"))
 
 
 def F(path, size, mode=0o644, uid=0, gid=0):
@@ -102,23 +112,23 @@ def test_categories_of_a_go_single_stage_image():
     cats = report.categories()
     assert list(cats) == list(CATEGORIES)
     assert sum(cats.values()) == sum(e.size for e in report.files.values())
-    assert cats["Go toolchain"] == 15_000_000 + 20_000_000 + 5_000_000 + 1_000
-    assert cats["the app"] == 7_003_000
-    assert cats["compilers and build tools"] == (30_000_000 + 1_000_000 + 1_000_000 + 250_000 + 4_000_000
+    assert cats["go_toolchain"] == 15_000_000 + 20_000_000 + 5_000_000 + 1_000
+    assert cats["app"] == 7_003_000
+    assert cats["build_tools"] == (30_000_000 + 1_000_000 + 1_000_000 + 250_000 + 4_000_000
                                                  + 1_500_000 + 2_000_000 + 1_700_000 + 30_000 + 6_000_000)
-    assert cats["package manager caches and lists"] == 8_700_000
-    assert cats["docs, man pages, locales"] == 103_000
-    assert report.category("/usr/lib/x86_64-linux-gnu/libc.so.6") == "OS libraries and files"
-    assert report.category("/root/.bashrc") == "OS libraries and files"
+    assert cats["package_caches"] == 8_700_000
+    assert cats["docs"] == 103_000
+    assert report.category("/usr/lib/x86_64-linux-gnu/libc.so.6") == "os"
+    assert report.category("/root/.bashrc") == "os"
     assert cats["other"] == 0
 
 
 def test_app_paths_override_and_other():
     export = export_of([F("/server", 5_000, 0o755), F("/data/blob", 10), F("/etc/ssl/certs/ca.crt", 200)])
     report = report_from_export(export, attrs(), app_paths=["/server"])
-    assert report.categories()["the app"] == 5_000
+    assert report.categories()["app"] == 5_000
     assert report.category("/data/blob") == "other"
-    assert report.category("/etc/ssl/certs/ca.crt") == "OS libraries and files"
+    assert report.category("/etc/ssl/certs/ca.crt") == "os"
 
 
 LOCK_V3 = {
@@ -158,17 +168,17 @@ def test_node_modules_split_by_lockfile(form, tmp_path):
         lock.write_text(json.dumps(LOCK_V3))
     report = node_image(lock)
     cats = report.categories()
-    assert cats["node_modules (dev-only)"] == 9_000_000 + 100 + 7_000 + 30
-    assert cats["node_modules (production)"] == 10_000 + 20 + 40 + 1_000
-    assert cats["Node.js runtime"] == 90_000_000 + 2_000 + 3_000
-    assert cats["package manager caches and lists"] == 50_000
-    assert cats["the app"] == 4_500
+    assert cats["node_modules_dev"] == 9_000_000 + 100 + 7_000 + 30
+    assert cats["node_modules_prod"] == 10_000 + 20 + 40 + 1_000
+    assert cats["node_runtime"] == 90_000_000 + 2_000 + 3_000
+    assert cats["package_caches"] == 50_000
+    assert cats["app"] == 4_500
     assert "tsc" in report.surface.compilers and "npm" in report.surface.package_managers
 
 
 def test_without_a_lockfile_node_modules_count_as_production():
     report = node_image(None)
-    assert report.categories()["node_modules (dev-only)"] == 0
+    assert report.categories()["node_modules_dev"] == 0
 
 
 def test_missing_lockfile_path_is_a_clear_error(tmp_path):
@@ -317,6 +327,8 @@ def test_text_html_and_json_output_are_labelled():
     assert data["size_label"] == UNCOMPRESSED_LABEL and data["compressed_size"] == 123_456
     assert len(data["largest"]) == 2 and len(data["files"]) == len(report.files)
     assert set(data["categories"]) == set(CATEGORIES)
+    assert data["category_labels"]["node_modules_dev"] == "node_modules (dev-only)"
+    assert "Go toolchain" in text and "go_toolchain" not in text   # people read labels, code indexes keys
     assert data["surface"]["compilers"] == ["gcc", "go"]
 
 
@@ -329,16 +341,17 @@ def test_instruction_strips_classic_builder_noise():
 
 # --- inspect() with a fake engine --------------------------------------------------------------
 
-def _export_bytes() -> bytes:
+def _one_layer_export(files, history: list[dict]) -> bytes:
+    """A classic ``docker save`` stream of one layer holding ``files`` ((name, data, mode), ...)."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as tar:
-        for name, data, mode in (("server", b"\x7fELF" + b"\0" * 5000, 0o755), ("etc/passwd", b"root:x:0:0::/:/x\n", 0o644)):
+        for name, data, mode in files:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
     layer_bytes = layer.getvalue()
     config = json.dumps({"rootfs": {"diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]},
-                         "history": [{"created_by": "COPY server /"}, {"created_by": "CMD", "empty_layer": True}]}).encode()
+                         "history": history}).encode()
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in (("abc/layer.tar", layer_bytes), ("cfg.json", config),
@@ -347,6 +360,11 @@ def _export_bytes() -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def _export_bytes() -> bytes:
+    return _one_layer_export((("server", b"\x7fELF" + b"\0" * 5000, 0o755), ("etc/passwd", b"root:x:0:0::/:/x\n", 0o644)),
+                             [{"created_by": "COPY server /"}, {"created_by": "CMD", "empty_layer": True}])
 
 
 class FakeAPI:
@@ -371,8 +389,13 @@ class FakeAPI:
 
 
 class FakeClient:
-    def __init__(self, images):
+    def __init__(self, images, driver_status=(("Backing Filesystem", "extfs"),)):
         self.api = FakeAPI(images)
+        self.api.base_url = f"fake://{uuid.uuid4()}"   # engine_facts caches per address
+        self._driver_status = [list(pair) for pair in driver_status]
+
+    def info(self):
+        return {"ServerVersion": "99.0", "DriverStatus": self._driver_status}
 
 
 def test_inspect_with_a_fake_engine():
@@ -416,3 +439,58 @@ def test_image_removed_while_being_read():
     client.api.get_image = lambda name, chunk_size=None: iter([_export_bytes()[:2000]])
     with pytest.raises(insp.ExportStreamError, match="truncated"):
         insp.inspect("t:1", client=client)
+
+
+# --- the lab's size on both image stores (issue 12) ----------------------------------------------
+
+# Recorded on Docker 28.5.2 with the containerd image store, for an image of one layer holding one
+# file of 5,000,000 zero bytes: the engine's Size is the compressed content, docker history the
+# snapshot's disk usage (rounded to blocks). Docker 20.10 (classic store) said 5,000,000 for both.
+CONTAINERD_INFO = (("driver-type", "io.containerd.snapshotter.v1"),)
+ZEROS = 5_000_000
+
+
+def _zeros_export() -> bytes:
+    return _one_layer_export((("zeros.bin", b"\0" * ZEROS, 0o644),), [{"created_by": "import"}])
+
+
+def _zeros_client(driver_status, engine_size: int, history: int) -> FakeClient:
+    client = FakeClient({"z:1": attrs(_size=engine_size)}, driver_status=driver_status)
+    client.api.history = lambda name: [{"CreatedBy": "", "Size": history}]
+    client.api.get_image = lambda name, chunk_size=None: iter([_zeros_export()])
+    return client
+
+
+def test_image_store_is_read_from_driver_status():
+    assert sizes.image_store({"DriverStatus": [list(p) for p in CONTAINERD_INFO]}) == "containerd"
+    assert sizes.image_store({"DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]}) == "classic"
+    assert sizes.image_store({}) == "classic"
+
+
+def test_size_on_the_containerd_store_is_the_uncompressed_layers_not_the_engine_size():
+    report = insp.inspect("z:1", client=_zeros_client(CONTAINERD_INFO, engine_size=10_576, history=5_005_312))
+    assert report.image_store == "containerd" and "containerd image store" in report.engine
+    assert report.size == ZEROS and report.size_label == sizes.SIZE_LABEL
+    assert report.engine_size == 10_576 and report.history_size == 5_005_312
+    check = sizes.check_size(report)
+    assert check.tree_and_wasted == ZEROS and check.history == 5_005_312
+    assert "docker image ls shows more" in report.as_text()
+    # a report that took the engine's compressed Size fails the check, saying expected vs measured
+    with pytest.raises(sizes.SizeMismatch, match=r"expected 5,000,000 B .* measured 10,576 B"):
+        sizes.check_size(dataclasses.replace(report, size=report.engine_size))
+
+
+def test_size_without_contents_is_the_history_sum_not_the_engine_size():
+    report = insp.inspect("z:1", client=_zeros_client(CONTAINERD_INFO, engine_size=10_576, history=5_005_312),
+                          contents=False)
+    assert report.size == 5_005_312 and report.size_label == sizes.HISTORY_LABEL
+    with pytest.raises(sizes.SizeMismatch, match="needs the image's files"):
+        sizes.check_size(report)
+
+
+def test_check_size_on_the_classic_store_holds_history_to_one_percent():
+    ok = insp.inspect("z:1", client=_zeros_client((), engine_size=ZEROS, history=ZEROS))
+    assert ok.image_store == "classic" and sizes.check_size(ok).size == ZEROS == ok.engine_size
+    off = insp.inspect("z:1", client=_zeros_client((), engine_size=ZEROS, history=ZEROS * 102 // 100))
+    with pytest.raises(sizes.SizeMismatch, match="sum of docker history"):
+        sizes.check_size(off)

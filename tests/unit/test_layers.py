@@ -10,14 +10,16 @@ import tarfile
 
 import pytest
 
-from stagelab import layers
-from stagelab.layers import ChunkReader, ExportStreamError, read_export
+from stagelab import export, layers, tarstream
+from stagelab.export import read_export
+from stagelab.layers import ExportStreamError
+from stagelab.tarstream import ChunkReader
 
 @pytest.fixture(autouse=True, params=["fast-skip", "tarfile-skip"])
 def skip_mode(request, monkeypatch):
     """Every test runs with the fast paths (zero-copy skip, struct header decoding) and without."""
-    monkeypatch.setattr(layers, "FAST_SKIP", request.param == "fast-skip")
-    monkeypatch.setattr(layers, "FAST_HEADERS", request.param == "fast-skip")
+    monkeypatch.setattr(tarstream, "FAST_SKIP", request.param == "fast-skip")
+    monkeypatch.setattr(tarstream, "FAST_HEADERS", request.param == "fast-skip")
     return request.param
 
 
@@ -448,7 +450,7 @@ def _headers(fmt) -> list[bytes]:
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_fast_header_decoding_equals_tarfile(fmt, monkeypatch):
-    monkeypatch.setattr(layers, "FAST_HEADERS", True)
+    monkeypatch.setattr(tarstream, "FAST_HEADERS", True)
     blocks = _headers(fmt) + [b"\0" * 512, b"\xff" * 512, b"garbage" * 73 + b"x", b"", b"short"]
     checked = 0
     for buf in blocks:
@@ -456,16 +458,16 @@ def test_fast_header_decoding_equals_tarfile(fmt, monkeypatch):
             want = tarfile.TarInfo.frombuf(buf, "utf-8", "surrogateescape").get_info()
         except tarfile.HeaderError as exc:
             with pytest.raises(type(exc)):
-                layers._TarInfo.frombuf(buf, "utf-8", "surrogateescape")
+                tarstream._TarInfo.frombuf(buf, "utf-8", "surrogateescape")
             continue
-        got = layers._TarInfo.frombuf(buf, "utf-8", "surrogateescape").get_info()
+        got = tarstream._TarInfo.frombuf(buf, "utf-8", "surrogateescape").get_info()
         assert got == want
         checked += 1
     assert checked >= 5
 
 
 def test_compressed_size_in_blocks_stays_close_to_one_gzip_stream(monkeypatch):
-    monkeypatch.setattr(layers, "GZIP_BLOCK", 256 << 10)
+    monkeypatch.setattr(tarstream, "GZIP_BLOCK", 256 << 10)
     text = bytes(random.Random(5).choices(b"abcdefgh \n", k=3_000_000))   # compressible, ~3 bits/byte
     tar = layer_tar([("file", "/words.txt", text)])
     one_stream = len(gzip.compress(tar, 6, mtime=0))
@@ -479,25 +481,39 @@ def test_compressed_size_in_blocks_stays_close_to_one_gzip_stream(monkeypatch):
 def test_prefetch_thread_hands_over_every_byte_and_errors():
     data = classic_export(_three_layers())
     pieces = [data[i:i + 999] for i in range(0, len(data), 999)]
-    _check_three(read_export(ChunkReader(layers.Prefetch(iter(pieces), depth=2))))
+    _check_three(read_export(ChunkReader(tarstream.Prefetch(iter(pieces), depth=2))))
 
     def failing():
         yield data[:5000]
         raise ConnectionError("engine went away")
 
-    prefetch = layers.Prefetch(failing(), depth=2)
+    prefetch = tarstream.Prefetch(failing(), depth=2)
     reader = ChunkReader(prefetch, on_error=lambda exc: ExportStreamError(f"lost: {exc}", fix="x"))
     with pytest.raises(ExportStreamError, match="lost: engine went away"):
         read_export(reader)
     prefetch.close()
     # a consumer that stops early does not leave the thread blocked
-    endless = layers.Prefetch(iter(lambda: b"x" * 1000, None), depth=2)
+    endless = tarstream.Prefetch(iter(lambda: b"x" * 1000, None), depth=2)
     next(iter(endless))
     endless.close()
     assert not endless._thread.is_alive()
     # closing the reader stops the thread of the Prefetch it reads (stream_image's callers)
-    ahead = layers.Prefetch(iter(lambda: b"y" * 1000, None), depth=2)
+    ahead = tarstream.Prefetch(iter(lambda: b"y" * 1000, None), depth=2)
     reader = ChunkReader(ahead)
     assert reader.read(10) == b"y" * 10
     reader.close()
     assert not ahead._thread.is_alive(), "reader.close() left the prefetch thread running"
+
+
+def test_facts_read_files_streams_the_export_and_sees_hidden_files():
+    """The exercise rules' file reader (stagelab.facts.read_files) over a fake engine's `docker save`."""
+    from types import SimpleNamespace
+
+    from stagelab import facts
+
+    data = classic_export(_three_layers())
+    client = SimpleNamespace(api=SimpleNamespace(get_image=lambda image, chunk_size: iter([data])))
+    seen: list[str] = []
+    files = facts.read_files("x:1", ["/etc/passwd", "/a"], seen=seen.append, client=client)
+    assert list(files) == ["/etc/passwd"] and files["/etc/passwd"].count(b"\n") == 2
+    assert "/a" in seen   # deleted by a later layer, but a layer had it

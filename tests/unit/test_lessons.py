@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from stagelab.lessons import LessonError, elf_interpreter
+from stagelab.lessons import LessonError, elf_interpreter, glibc_loader
 from stagelab.containers import files_tar
 from stagelab.tlslab import TLSLab, TLSLabError
 
@@ -37,6 +37,14 @@ def test_dynamic_binary_names_its_loader():
 
 def test_static_binary_has_no_loader():
     assert elf_interpreter(elf64(None)) is None
+
+
+def test_the_loader_follows_the_architecture():
+    assert glibc_loader("amd64") == "/lib64/ld-linux-x86-64.so.2"
+    assert glibc_loader("arm64") == "/lib/ld-linux-aarch64.so.1"   # Apple silicon under Docker Desktop
+    with pytest.raises(LessonError, match="mips") as info:
+        glibc_loader("mips")
+    assert "elf_interpreter" in info.value.fix
 
 
 def test_not_an_elf_file_is_a_clear_error():

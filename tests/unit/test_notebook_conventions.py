@@ -86,3 +86,27 @@ def test_ends_with_an_exercise_its_check_and_a_recap(path: Path):
         f"{path.name}: the last section should be '## Recap', it is {headings[-1][1]!r}")
     after = "\n".join(_src(c) for c in cells[exercise[-1]:headings[-1][0]] if c["cell_type"] == "code")
     assert re.search(r"\bcheck(_\w+)?\(", after), f"{path.name}: the exercise has no check cell"
+
+
+def _notebook_numbers(spec: str) -> set[str]:
+    """'02, 04-06' -> {'02', '04', '05', '06'}."""
+    numbers: set[str] = set()
+    for part in re.split(r",\s*", spec.strip()):
+        first, _, last = part.partition("-")
+        numbers |= {f"{n:02d}" for n in range(int(first), int(last or first) + 1)}
+    return numbers
+
+
+def test_docstrings_name_the_notebooks_that_really_import_the_name():
+    """A docstring saying "``Name`` (notebooks 02, 05)" must list exactly the notebooks importing Name."""
+    claims = []
+    for module in sorted((repo_root() / "src" / "stagelab").glob("*.py")):
+        for name, spec in re.findall(r"``(\w+)`` \(notebooks? ([0-9][0-9, \-]*[0-9])\)", module.read_text()):
+            claims.append((module.name, name, _notebook_numbers(spec)))
+    assert claims, "no docstring names notebooks in the '``Name`` (notebooks NN, ...)' form any more"
+    for module, name, said in claims:
+        importing = {p.name[:2] for p in NOTEBOOKS
+                     if any(re.search(rf"^from stagelab(\.\w+)* import .*\b{name}\b", _src(c), re.M)
+                            for c in _cells(p) if c["cell_type"] == "code")}
+        assert said == importing, (f"{module}: ``{name}`` says notebooks {sorted(said)}, "
+                                   f"but {sorted(importing)} import it")

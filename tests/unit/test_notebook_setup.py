@@ -36,7 +36,19 @@ def test_lab_says_which_profile_and_which_bases_are_missing() -> None:
 
 
 def test_complete_lab_shows_no_missing_hint() -> None:
-    assert "missing" not in _lab(True, True)._repr_html_().lower().replace("✗ missing", "")
+    lab = _lab(True, True)
+    html = lab._repr_html_()
+    # every row says present, no row and no hint says missing (the row marker included)
+    assert html.count("✓ present") == 2, html
+    assert "missing" not in html.lower(), html
+    assert lab.missing_bases() == []
+    assert "MISSING" not in repr(lab)
+
+
+def test_each_missing_base_is_marked_in_its_own_row() -> None:
+    html = _lab(False, True, False)._repr_html_()
+    assert html.count("✗ missing") == 2 and html.count("✓ present") == 1, html
+    assert "2 base image(s) missing" in html
 
 
 def test_error_box_has_message_and_fix_but_no_traceback(capsys) -> None:
@@ -44,6 +56,13 @@ def test_error_box_has_message_and_fix_but_no_traceback(capsys) -> None:
     box = err._repr_html_()
     assert "Docker engine not reachable" in box and "stagelab doctor --fix" in box
     assert "Traceback" not in box
-    shown = _show_error(None, EngineUnavailable, err, None)  # displays without raising
-    # the one line nbval/papermill report as the error, instead of a traceback
+    sent = []
+
+    class Shell:  # records what reaches the frontend as the cell's error output
+        def _showtraceback(self, etype, value, stb):
+            sent.append((etype, value, stb))
+
+    shown = _show_error(Shell(), EngineUnavailable, err, None)  # displays without raising
+    # one line, sent as a real error (nbval/papermill fail the cell), instead of a traceback
     assert shown == [f"EngineUnavailable: {err}"], shown
+    assert sent == [(EngineUnavailable, err, shown)], sent

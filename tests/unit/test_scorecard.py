@@ -119,3 +119,16 @@ def test_check_names_what_is_left_in_b(project: Path) -> None:
     result = scorecard.check_scorecard(ch, compare([a, bad], baseline=a))
     text = " ".join(result.feedback)
     assert not result.passed and "not smaller than A" in text and "still has go" in text and "runs as root" in text
+
+
+def test_scorecard_says_what_size_is_and_where_it_was_measured(project: Path) -> None:
+    ch = scorecard.Challenge.from_parameters(project, "Dockerfile.single", "Dockerfile")
+    a = _rep(ch.a.tag, 946_000_000, "", ["go", "gcc"], "/bin/sh")
+    b = _rep(ch.b.tag, 4_800_000, "65532:65532", [], None)
+    for rep in (a, b):
+        rep.engine = "Docker 28.5.2, containerd image store"
+    builds = [SimpleNamespace(image_id=a.image_id, builder="buildkit"), SimpleNamespace(image_id=b.image_id, builder="buildkit")]
+    text = scorecard.scorecard_markdown(ch, compare([a, b], baseline=a, builds=builds))
+    assert "on Docker 28.5.2, containerd image store, built with the buildkit builder" in text
+    assert "uncompressed (sum of the files in all layers)" in text
+    assert "as `docker image ls` shows them" not in text   # false on the containerd store

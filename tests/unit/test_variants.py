@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from stagelab import variants
+from stagelab import dockerfile, variants
+from stagelab.dockerfile import Dockerfile, Stage
 from stagelab.errors import StagelabError
 from stagelab.naming import repo_root
-from stagelab.profiles import ROLES
+from stagelab.catalogue import roles
 
-ROLE_DEFAULTS = {role.arg: role.upstream for role in ROLES}
+ROLE_DEFAULTS = {role.arg: role.upstream for role in roles()}
 APPS = variants.app_names()
 ALL_VARIANTS = [(a, v) for a in APPS for v in variants.load_app(a).variants]
 # the deliberate single-stage baselines (root, whole toolchain) of issue 4
@@ -23,87 +23,24 @@ BUILD_ONLY = {("go-server", "test")}
 RUNTIME_VARIANTS = [av for av in ALL_VARIANTS if av not in BUILD_ONLY]
 
 
-# --- a small Dockerfile reader ----------------------------------------------------------------
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    index: int
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-@dataclass
-class Dockerfile:
-    path: Path
-    global_args: dict[str, str | None]
-    stages: list[Stage]
-
-    def stage(self, target: str | None) -> Stage:
-        if not target:
-            return self.stages[-1]
-        for stage in self.stages:
-            if stage.name == target:
-                return stage
-        raise AssertionError(f"{self.path.name}: no stage named {target!r}")
-
-    def chain(self, stage: Stage) -> list[Stage]:
-        """The stage and the stages it is built FROM (nearest first)."""
-        out = [stage]
-        names = {s.name: s for s in self.stages if s.name}
-        while stage.base in names:
-            stage = names[stage.base]
-            out.append(stage)
-        return out
-
-
-def logical_lines(text: str) -> list[str]:
-    lines, current = [], ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):  # comment inside a continued instruction
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        current += stripped
-        lines.append(current)
-        current = ""
-    if current:
-        lines.append(current)
-    return lines
+# --- the Dockerfiles, read with the package's own model -------------------------------------
 
 
 def parse_dockerfile(path: Path) -> Dockerfile:
-    global_args: dict[str, str | None] = {}
-    stages: list[Stage] = []
-    for line in logical_lines(path.read_text()):
-        keyword, _, args = line.partition(" ")
-        keyword, args = keyword.upper(), args.strip()
-        if keyword == "FROM":
-            parts = args.split()
-            parts = [p for p in parts if not p.startswith("--")]
-            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(parts[0], name, len(stages)))
-        elif not stages:
-            assert keyword == "ARG", f"{path.name}: {keyword} before the first FROM"
-            arg_name, eq, default = args.partition("=")
-            global_args[arg_name] = default if eq else None
-        else:
-            stages[-1].instructions.append((keyword, args))
-    return Dockerfile(path, global_args, stages)
+    df = dockerfile.read(path)
+    first_from = df.stages[0].line if df.stages else 0
+    before = [ins.keyword for ins in df.instructions if ins.line < first_from]
+    assert set(before) <= {"ARG"}, f"{path.name}: {before} before the first FROM"
+    return df
 
 
 def dockerfile_of(app: str, name: str) -> tuple[variants.Variant, Dockerfile, Stage]:
     var = variants.get_variant(app, name)
     df = parse_dockerfile(var.dockerfile)
-    return var, df, df.stage(var.target)
+    try:
+        return var, df, df.stage(var.target or None)
+    except KeyError:
+        raise AssertionError(f"{var.dockerfile.name}: no stage named {var.target!r}") from None
 
 
 def effective(df: Dockerfile, stage: Stage, keyword: str) -> str | None:
@@ -229,7 +166,7 @@ def test_base_images_are_role_args_with_official_defaults(app, name):
             assert df.global_args[arg] == ROLE_DEFAULTS[arg], (
                 f"{var.dockerfile.name}: ARG {arg} default {df.global_args[arg]!r}, role upstream {ROLE_DEFAULTS[arg]!r}")
         else:
-            names = {s.name for s in df.stages[: st.index]}
+            names = {s.alias for s in df.stages[: st.index] if s.alias}
             assert st.base == "scratch" or st.base in names, f"{var.dockerfile.name}: FROM {st.base} is hard-coded"
     # the variant's final_base says which role the final stage (or the stage it builds on) uses
     root = df.chain(stage)[-1].base
@@ -266,7 +203,7 @@ def test_exec_form_cmd_and_no_package_managers(app, name):
 def test_copy_from_names_an_earlier_stage(app, name):
     var, df, _ = dockerfile_of(app, name)
     for st in df.stages:
-        earlier = {s.name for s in df.stages[: st.index] if s.name}
+        earlier = {s.alias for s in df.stages[: st.index] if s.alias}
         for copy in st.all("COPY"):
             for ref in re.findall(r"--from=(\S+)", copy):
                 assert ref in earlier, f"{var.dockerfile.name}: COPY --from={ref} names no earlier stage"
@@ -279,7 +216,7 @@ def test_copy_from_names_an_earlier_stage(app, name):
 def test_multi_stage_variants_have_named_stages_and_labels(app, name):
     var, df, stage = dockerfile_of(app, name)
     assert len(df.stages) >= 2
-    assert all(st.name for st in df.stages[:-1]), f"{var.dockerfile.name}: unnamed stage"
+    assert all(st.alias for st in df.stages[:-1]), f"{var.dockerfile.name}: unnamed stage"
     labels = " ".join(lab for st in df.chain(stage) for lab in st.all("LABEL"))
     assert "org.opencontainers.image.title=" in labels
     if var.dockerfile.parent == var.context:  # the apps' own Dockerfiles (lessons/ may be terser)
@@ -349,7 +286,7 @@ def test_go_builders_share_cached_steps():
     """The static variants' builders repeat the default one step for step: layer-cache hits."""
     def builder(name: str) -> list[tuple[str, str]]:
         _, df, _ = dockerfile_of("go-server", name)
-        return [("FROM", df.stages[0].base)] + df.stages[0].instructions
+        return [("FROM", df.stages[0].base)] + [(i.keyword, i.args) for i in df.stages[0].instructions]
 
     reference = builder("scratch")
     for name in ("scratch-unstripped", "scratch-certs", "distroless"):
@@ -361,6 +298,7 @@ def test_go_test_stage_is_not_a_dependency_of_the_final_stage():
     test = df.stage("test")
     assert any("go test" in r for r in test.all("RUN"))
     assert all("--from=test" not in c for c in final.all("COPY")) and final.base == "scratch"
+    assert test not in df.needed(final.alias)  # so BuildKit skips it when building the final stage
     assert variants.get_variant("go-server", "test").target == "test"
 
 

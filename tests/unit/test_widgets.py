@@ -174,3 +174,12 @@ def test_no_figure_leaks_into_pyplot(reports: list[FakeReport]) -> None:
     SizeComparison(reports).scale = "log"
     LayerExplorer(reports).by = "directory"
     assert plt.get_fignums() == before
+
+
+def test_layer_captions_say_what_the_size_measured(reports: list[FakeReport]) -> None:
+    from stagelab.sizes import HISTORY_LABEL, SIZE_LABEL
+
+    rep = reports[0]
+    assert SIZE_LABEL in layers_table_html(rep) and "docker image ls" not in layers_table_html(rep)
+    rep.size_label = HISTORY_LABEL     # metadata only (contents=False): the caption follows the report
+    assert HISTORY_LABEL in layers_table_html(rep)

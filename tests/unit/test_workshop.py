@@ -119,3 +119,12 @@ def test_namespace_usage_counts_tagged_images_and_reports_untagged_apart(monkeyp
     assert (usage.untagged_images, usage.untagged_bytes) == (1, 70)
     assert "1 untagged older build(s)" in usage.as_text()
     assert workshop.namespace_usage("nobody", client=client) is None
+
+
+def test_df_images_follow_the_catalogue():
+    """The images `df` may run in are the catalogue's (a version bump can't leave a stale tag here)."""
+    from stagelab import catalogue, workshop
+
+    known = {b.offline for b in catalogue.entries()} | {b.upstream for b in catalogue.entries()}
+    images = workshop.df_images()
+    assert images and all(i in known or i == "busybox:latest" for i in images), images

@@ -134,13 +134,14 @@ def main(argv: list[str] | None = None) -> int:
 def _measure(cache: Path, args: argparse.Namespace) -> int:
     """Prepare the offline profile twice on the engine of DOCKER_HOST and print the report."""
     from stagelab import bases
+    from stagelab.progress import TerminalProgress
 
     print(f"engine: {os.environ.get('DOCKER_HOST') or 'your default engine (images re-tagged)'}")
 
     print(f"cache: {cache} (empty)   extra CA: {os.environ.get('STAGELAB_EXTRA_CA') or 'none'}")
     print(f"load average before: {_load()}   cpus: {os.cpu_count()}")
     events: list[bases.PrepareEvent] = []
-    terminal = bases._TerminalLines()
+    terminal = bases._ProgressEvents(TerminalProgress("prepare offline"), 0)   # the lab's terminal lines
 
     def progress(ev: bases.PrepareEvent) -> None:
         events.append(ev)
@@ -164,7 +165,7 @@ def _measure(cache: Path, args: argparse.Namespace) -> int:
             print(f"  {ev.image:<52} {ev.seconds:7.1f}")
     print(f"\noffline preparation from nothing: {total:.1f} s (target < {TARGET_SECONDS:.0f} s on an idle 2-core machine)")
     print(f"second prepare (nothing to do):   {noop:.2f} s (target < {NOOP_TARGET_SECONDS:.0f} s)")
-    print("\nstand-in                                              size (MB, as docker image ls)")
+    print("\nstand-in                                              size (MB, uncompressed: sum of docker history)")
     for row in bases.status("offline", helpers=True):
         size = f"{row.size / 1e6:8.1f}" if row.size else "       -"
         print(f"  {row.image:<52} {size}")

@@ -1,18 +1,20 @@
 #!/bin/sh
-# Slim a `debootstrap --variant=minbase bookworm` tree the way debian:bookworm-slim is
+# Slim a `debootstrap --variant=minbase SUITE` tree the way debian:SUITE-slim is
 # slimmed (debuerreotype's "slimify" and "minimizing-config" steps), in place.
-# Usage: slim.sh ROOTFS          (run as root on the host; used by `stagelab bases prepare`)
+# Usage: slim.sh ROOTFS SUITE    (run as root on the host; used by `stagelab bases prepare`,
+#                                 SUITE from versions.toml, e.g. trixie)
 # ROOTFS may be a hard-linked copy of the cached tree: files are only ever removed or
 # written anew (put), never edited in place.
 set -eu
 root="$1"
+suite="${2:?slim.sh: give the Debian suite (codename) as the second argument}"
 [ -d "$root/etc/apt" ] || { echo "slim.sh: $root is not a Debian tree" >&2; exit 2; }
 put() { rm -f "$1"; cat > "$1"; }
 
 # 1. dpkg path excludes, so packages installed later stay slim too (as in the official image)
 mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
 put "$root/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
-# Drop docs, man pages, info and locales, like debian:bookworm-slim (debuerreotype slimify).
+# Drop docs, man pages, info and locales, like the official debian:*-slim (debuerreotype slimify).
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
 path-exclude /usr/share/groff/*
@@ -42,16 +44,16 @@ echo 'Apt::AutoRemove::SuggestsImportant "false";' | put "$root/etc/apt/apt.conf
 # 3. sources: deb.debian.org, deb822 style like the official image
 rm -f "$root/etc/apt/sources.list"
 mkdir -p "$root/etc/apt/sources.list.d"
-put "$root/etc/apt/sources.list.d/debian.sources" <<'CFG'
+put "$root/etc/apt/sources.list.d/debian.sources" <<CFG
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 CFG

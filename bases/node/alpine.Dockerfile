@@ -1,5 +1,9 @@
-# Stand-in for node:20-alpine: the node:20-slim stand-in under another name (same layers, so
-# no extra disk), with its own labels (set by `stagelab bases prepare`). Upstream is Alpine
-# (musl, busybox, about 130 MB); this one is Debian 12 slim (glibc, bash), so it is larger.
-ARG BASE_IMAGE=stagelab-offline/node:20-slim
+# Stand-in for node:<major>-alpine: the node slim stand-in (its layers are shared, so little
+# extra disk) plus one layer that removes what Alpine lacks (bash, tzdata, useradd; adds
+# BusyBox-style adduser/addgroup: bases/alpine/install.sh). Upstream is Alpine (musl, busybox);
+# this one is Debian slim (glibc), so it is larger.
+# BASE_IMAGE: the node slim stand-in (versions.toml), passed by `stagelab bases prepare`.
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
+COPY alpine/ /tmp/alpine/
+RUN sh /tmp/alpine/install.sh

@@ -119,8 +119,9 @@ def start_lab(root: Path, workdir: Path, env_extra: dict[str, str] | None = None
         d.mkdir(parents=True, exist_ok=True)
     _write_test_settings(settings, config)
     port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "STAGELAB_JOURNAL"}  # progress goes next to the exercises
     env = dict(
-        os.environ,
+        inherited,
         JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(runtime),
         JUPYTER_PLATFORM_DIRS="1", STAGELAB_ROOT=str(REPO), PYTHONUNBUFFERED="1",
         # a learner's own exercise and cache folders; exercises checked against the solutions

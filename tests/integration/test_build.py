@@ -1,20 +1,21 @@
 """stagelab.build against the real engine: tiny FROM scratch builds, real failures, BuildKit targets.
 
-Every test builds in its own namespace (STAGELAB_NAMESPACE=itest-<hex>) with unique file
-contents, and removes what it created: the tagged images by label (stagelab.cleanup) and the
-classic builder's untagged intermediate images by the exact ids its log printed.
+Every test builds in its own namespace (the shared ``tracker`` fixture, tests/integration/conftest.py)
+with unique file contents; the tracker removes what it created, even after a failure: the tagged
+images by namespace label and the classic builder's untagged stage images by the exact ids each
+build log printed (registered with ``tracker.build_log``).
 """
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 
 import docker.errors
 import pytest
 
 from stagelab import build as B
-from stagelab import cleanup, engine, naming
+from stagelab import builders, engine, naming, variants
+from stagelab.dockerfile import parse
 from stagelab.errors import StagelabError
 
 pytestmark = pytest.mark.engine
@@ -34,42 +35,15 @@ LABEL org.example.final=yes
 """
 
 
-def created_ids(log: list[str]) -> list[str]:
-    """Image ids a classic build created (not the ones it took from the cache)."""
-    ids, cached = [], False
-    for line in log:
-        text = line.strip()
-        if text.startswith("Step "):
-            # The id printed after a FROM step is the base image: never ours to remove.
-            cached = bool(re.match(r"Step \d+/\d+ : FROM ", text, re.IGNORECASE))
-        elif text == "---> Using cache":
-            cached = True
-        else:
-            m = re.fullmatch(r"---> ([0-9a-f]{12})", text)
-            if m and not cached:
-                ids.append(m.group(1))
-    return ids
-
-
 @pytest.fixture
-def lab(monkeypatch, tmp_path):
-    """A namespace of its own, a unique build context, and cleanup of everything built."""
-    ns = f"itest-{secrets.token_hex(4)}"
-    monkeypatch.setenv("STAGELAB_NAMESPACE", ns)
+def lab(tracker, monkeypatch, tmp_path):
+    """The tracker's namespace and client, a unique build context; the tracker removes what was built."""
     monkeypatch.setenv("STAGELAB_PROFILE", "offline")
-    client = engine.client()
     token = secrets.token_hex(16)
     (tmp_path / "token.txt").write_text(token + "\n")
     (tmp_path / "a.txt").write_text("a\n")
-    logs: list[list[str]] = []
-    yield {"ns": ns, "ctx": tmp_path, "client": client, "token": token, "logs": logs}
-    cleanup.clean()
-    for log in logs:
-        for image_id in reversed(created_ids(log)):
-            try:
-                client.images.remove(image_id, noprune=False)
-            except docker.errors.APIError:
-                pass  # already gone with its child, or not ours to force
+    return {"ns": tracker.namespace, "ctx": tmp_path, "client": tracker.client, "token": token,
+            "tracker": tracker}
 
 
 def run(lab, dockerfile_text: str, name: str = "t", **kwargs) -> B.BuildResult:
@@ -78,9 +52,9 @@ def run(lab, dockerfile_text: str, name: str = "t", **kwargs) -> B.BuildResult:
     try:
         result = B.build_context(lab["ctx"], "Dockerfile", tag=tag, progress="none", **kwargs)
     except B.BuildFailed as exc:
-        lab["logs"].append(list(exc.tail))
+        lab["tracker"].build_log(exc.tail)  # the stage images made before the failing step
         raise
-    lab["logs"].append(result.log)
+    lab["tracker"].build_log(result.log)
     return result
 
 
@@ -100,7 +74,7 @@ def stand_in(client, role: str) -> str:
 
 
 def test_classic_multistage_result_labels_and_cache(lab):
-    first = run(lab, MULTISTAGE, "ms")
+    first = run(lab, MULTISTAGE, "ms", builder="classic")
     image = lab["client"].images.get(first.tag)
     assert image.id == first.image_id
     assert image.labels[naming.LAB_LABEL] == "true"
@@ -114,14 +88,14 @@ def test_classic_multistage_result_labels_and_cache(lab):
     assert first.profile is None and first.base_images == {}  # FROM scratch needs no profile
     assert "UNUSED_HERE" not in first.build_args
 
-    again = run(lab, MULTISTAGE, "ms")
+    again = run(lab, MULTISTAGE, "ms", builder="classic")
     assert again.image_id == first.image_id
     assert again.steps_total == first.steps_total
     assert again.steps_cached == again.steps_total
 
 
 def test_classic_target_runs_the_stages_up_to_it(lab):
-    result = run(lab, MULTISTAGE, "other", target="other")
+    result = run(lab, MULTISTAGE, "other", target="other", builder="classic")
     assert result.target == "other"
     assert result.stages_run == ["builder", "other"]
     files = {s.instruction for s in result.steps}
@@ -212,7 +186,9 @@ def test_missing_base_image_is_named_before_building(lab):
     with pytest.raises(StagelabError) as info:
         B.build_context(lab["ctx"], "Dockerfile", tag=f"stagelab/{lab['ns']}/itest:mb", progress="none",
                         build_args={"DEBIAN_SLIM_IMAGE": missing})
-    assert missing in str(info.value) or "DEBIAN_SLIM_IMAGE" in str(info.value)
+    # the message names both the image that is missing and the role it stands for
+    assert missing in str(info.value), str(info.value)
+    assert "DEBIAN_SLIM_IMAGE" in str(info.value), str(info.value)
 
 
 def test_literal_missing_from_fails_at_the_from_step(lab):
@@ -238,7 +214,6 @@ def test_profile_base_args_are_passed_and_recorded(lab):
 
 
 def test_build_app_variant(lab):
-    variants = pytest.importorskip("stagelab.variants")
     var = variants.get_variant("go-server", "scratch")
     from stagelab.profiles import active_profile
 
@@ -252,9 +227,120 @@ def test_build_app_variant(lab):
     if missing:
         pytest.skip(f"base images not built here: {missing}")
     result = B.build("go-server", "scratch", progress="none")
-    lab["logs"].append(result.log)
+    lab["tracker"].build_log(result.log)
     assert result.tag == naming.image_tag("go-server", "scratch")
     assert (result.app, result.variant, result.profile) == ("go-server", "scratch", "offline")
     labels = lab["client"].images.get(result.tag).labels
     assert labels[naming.APP_LABEL] == "go-server" and labels[naming.VARIANT_LABEL] == "scratch"
     assert result.stages_run[-1] != result.stages_run[0]  # a multi-stage build
+
+
+# --- the builder follows the engine; BuildKit-only Dockerfile features (issue 12) --------------
+
+
+def need_buildkit_cli() -> None:
+    if builders.buildkit_cli() is None:
+        pytest.skip("no BuildKit-capable docker CLI here")
+
+
+def test_auto_uses_the_engines_default_builder_and_labels_it(lab, monkeypatch):
+    monkeypatch.delenv("STAGELAB_BUILDER", raising=False)
+    expected = builders.choose_builder(None, lab["client"])
+    ping = lab["client"].api._get(lab["client"].api._url("/_ping")).headers.get("Builder-Version")
+    assert expected == ("buildkit" if ping == "2" and builders.buildkit_cli() else "classic")
+    result = run(lab, "FROM scratch\nCOPY token.txt /t\n", "auto")
+    assert result.builder == expected
+    assert lab["client"].images.get(result.tag).labels[builders.BUILDER_LABEL] == expected
+
+
+CACHE_MOUNT = "FROM {base}\nCOPY token.txt /t\nRUN --mount=type=cache,target=/cache cp /t /cache/t && cp /t /copied\n"
+
+
+def test_run_mount_cache_on_classic_is_one_clear_message(lab):
+    base = stand_in_with_shell(lab["client"])
+    with pytest.raises(B.NeedsBuildkit) as info:
+        run(lab, CACHE_MOUNT.format(base=base), "mount-classic", builder="classic")
+    assert "`RUN --mount=type=cache`" in info.value.message and "line 3" in info.value.message
+    assert "STAGELAB_BUILDER=buildkit" in info.value.fix
+
+
+def test_run_mount_cache_builds_under_buildkit(lab):
+    need_buildkit_cli()
+    base = stand_in_with_shell(lab["client"])
+    result = run(lab, CACHE_MOUNT.format(base=base), "mount-bk", builder="buildkit")
+    assert result.builder == "buildkit"
+    assert lab["client"].images.get(result.tag).id == result.image_id
+    assert [s.instruction.split(" ", 1)[0] for s in result.steps] == ["COPY", "RUN"]
+
+
+def test_syntax_directive_offline_says_the_frontend_cannot_be_fetched(lab):
+    need_buildkit_cli()
+    text = "# syntax=docker/dockerfile:1.3\nFROM scratch\nCOPY token.txt /t\n"
+    try:
+        lab["client"].images.get("docker/dockerfile:1.3")
+        pytest.skip("the frontend image is on this engine: nothing to fetch")
+    except docker.errors.ImageNotFound:
+        pass
+    with pytest.raises(B.FrontendUnavailable) as info:
+        run(lab, text, "syntax", builder="buildkit")
+    assert "line 1" in info.value.message and "docker/dockerfile:1.3" in info.value.message
+    assert "`# syntax=`" in info.value.fix
+    # the classic builder reads the directive as a comment, as `docker build` does there
+    assert run(lab, text, "syntax-classic", builder="classic").builder == "classic"
+
+
+def test_buildkit_skips_a_stage_the_target_does_not_need_measured_from_its_log(lab):
+    need_buildkit_cli()
+    model = parse(MULTISTAGE)
+    needed = [st.name for st in model.needed()]
+    result = run(lab, MULTISTAGE, "bk-skip", builder="buildkit")
+    assert result.stages_run == needed, result.log  # read from BuildKit's own log lines
+    assert "other" not in result.stages_run
+    assert not any("[other " in line for line in result.log)
+    classic = run(lab, MULTISTAGE, "classic-skip", builder="classic")
+    assert "other" in classic.stages_run  # the classic builder runs every stage before the target
+
+
+FAILS_IN_STAGE = """\
+ARG BASE={base}
+FROM ${{BASE}} AS build
+COPY token.txt /t
+
+RUN echo {marker} && exit 4
+
+FROM scratch
+COPY --from=build /t /t
+"""
+
+
+@pytest.mark.parametrize("builder", ["classic", "buildkit"])
+def test_failure_names_the_dockerfiles_step_and_line(lab, builder):
+    if builder == "buildkit":
+        need_buildkit_cli()
+    base = stand_in_with_shell(lab["client"])
+    marker = f"marker-{secrets.token_hex(4)}"
+    text = FAILS_IN_STAGE.format(base=base, marker=marker)
+    with pytest.raises(B.BuildFailed) as info:
+        run(lab, text, f"fail-{builder}", builder=builder)
+    err = info.value
+    number = [i.line for i in parse(text).instructions].index(5) + 1  # the RUN, on line 5
+    assert err.step == number, (err.step, err.message)
+    assert err.instruction == f"RUN echo {marker} && exit 4"
+    assert f"step {number}/6" in err.message, err.message
+    assert "LABEL" not in err.message
+
+
+def test_heredoc_under_buildkit_builds_or_names_the_old_frontend(lab):
+    """Docker 23+ builds heredocs with its built-in frontend; 20.10's predates them: one clear message."""
+    need_buildkit_cli()
+    base = stand_in_with_shell(lab["client"])
+    text = f"FROM {base}\nCOPY token.txt /t\nRUN <<EOF\ncp /t /x\nEOF\n"
+    major = int(str(lab["client"].version().get("Version", "0")).split(".")[0])
+    if major >= 23:
+        result = run(lab, text, "heredoc", builder="buildkit")
+        assert [s.instruction.split(" ", 1)[0] for s in result.steps] == ["COPY", "RUN"]
+    else:
+        with pytest.raises(B.FrontendTooOld) as info:
+            run(lab, text, "heredoc", builder="buildkit")
+        assert "line 3 uses `heredoc`" in info.value.message, info.value.message
+        assert info.value.step == 3

@@ -2,34 +2,24 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 
 import pytest
 
-from stagelab import cleanup
 from stagelab.build import build
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
-def go_images():
-    """go-server `single` and `scratch`, built in a namespace of this test and removed after."""
-    old = os.environ.get("STAGELAB_NAMESPACE")
-    os.environ["STAGELAB_NAMESPACE"] = f"itest-cmp-{secrets.token_hex(3)}"
-    try:
-        single = build("go-server", "single", progress="none")
-        scratch = build("go-server", "scratch", progress="none")
-        yield single.tag, scratch.tag
-    finally:
-        cleanup.clean()
-        if old is None:
-            os.environ.pop("STAGELAB_NAMESPACE", None)
-        else:
-            os.environ["STAGELAB_NAMESPACE"] = old
+def go_images(module_tracker):
+    """go-server `single` and `scratch`, built in the module tracker's namespace and removed after."""
+    single = build("go-server", "single", progress="none")
+    module_tracker.build_log(single.log)
+    scratch = build("go-server", "scratch", progress="none")
+    module_tracker.build_log(scratch.log)
+    return single.tag, scratch.tag
 
 
 def _compare(*args: str) -> subprocess.CompletedProcess[str]:

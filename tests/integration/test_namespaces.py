@@ -8,7 +8,8 @@ Then:
   others filled serves most of its steps (steps_cached / steps_total is printed);
 - ``stagelab clean`` in namespace A removes A's images and nothing of B's (same ids after),
   then the same for B; ``stagelab doctor`` shows the measured need per learner.
-Whatever the test created in its namespaces is removed at the end with ``stagelab clean``.
+Whatever the test created in its namespaces is removed at the end by the tracker
+(tests/integration/conftest.py), also when a step failed.
 The builder stages' untagged cache images are the same ones every run of notebook 02
 creates (identical Dockerfiles and bases), so they stay: they are the shared build cache.
 
@@ -21,12 +22,11 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stagelab import engine, naming, workshop
+from stagelab import naming, workshop
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(2400)]
 
@@ -51,26 +51,21 @@ def _clean(ns: str, tmp: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-def _lab_images(ns: str) -> dict[str, list[str]]:
+def _lab_images(client, ns: str) -> dict[str, list[str]]:
     """Image id -> tags of the lab images labelled with namespace ``ns``."""
-    client = engine.client()
     images = client.images.list(filters={"label": [f"{naming.LAB_LABEL}=true", f"{naming.NAMESPACE_LABEL}={ns}"]})
     return {img.id: list(img.tags) for img in images if img.labels.get(naming.NAMESPACE_LABEL) == ns}
 
 
-def _lab_containers(ns: str) -> list[str]:
-    client = engine.client()
+def _lab_containers(client, ns: str) -> list[str]:
     return [c.name for c in client.containers.list(all=True, filters={"label": f"{naming.NAMESPACE_LABEL}={ns}"})]
 
 
 @pytest.fixture
-def learners(tmp_path: Path) -> Iterator[list[str]]:
-    """Three fresh namespaces; everything labelled with them is cleaned at the end."""
+def learners(tracker) -> list[str]:
+    """Three fresh namespaces; the tracker removes everything labelled with them at the end."""
     tag = secrets.token_hex(3)
-    names = [f"itest-ws-{who}-{tag}" for who in ("a", "b", "c")]
-    yield names
-    for ns in names:
-        _clean(ns, tmp_path)
+    return [tracker.also_namespace(f"itest-ws-{who}-{tag}") for who in ("a", "b", "c")]
 
 
 def _start_run(ns: str, tmp: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
@@ -98,7 +93,7 @@ def _tail(log: Path, n: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
 
 
-def test_two_learners_at_once_then_clean_one_namespace(learners: list[str], tmp_path: Path,
+def test_two_learners_at_once_then_clean_one_namespace(learners: list[str], tmp_path: Path, docker_client,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     assert NOTEBOOK.is_file(), f"{NOTEBOOK} is missing (this test runs it for two learners at once)"
     ns_a, ns_b, ns_c = learners
@@ -113,12 +108,13 @@ def test_two_learners_at_once_then_clean_one_namespace(learners: list[str], tmp_
         assert code == 0, f"learner {ns}: {NOTEBOOK.name} failed (exit {code}):\n{_tail(runs[ns][2])}"
     print(f"\ntwo concurrent runs of {NOTEBOOK.name}: both passed in {seconds:.0f} s")
 
-    images = {ns: _lab_images(ns) for ns in (ns_a, ns_b)}
+    images = {ns: _lab_images(docker_client, ns) for ns in (ns_a, ns_b)}
     for ns, found in images.items():
         assert found, f"learner {ns}: the notebook created no lab image labelled with its namespace"
         tags = [t for ts in found.values() for t in ts]
         assert tags and all(t.startswith(f"stagelab/{ns}/") for t in tags), f"{ns}: tags outside its namespace: {tags}"
-        assert not _lab_containers(ns), f"{ns}: containers left running: {_lab_containers(ns)}"
+        running = _lab_containers(docker_client, ns)
+        assert not running, f"{ns}: containers left running: {running}"
     assert not set(images[ns_a]) & set(images[ns_b]), "the two namespaces share an image id (labels differ)"
 
     # 2. a later learner's build of go-server scratch is served by the shared build cache
@@ -147,13 +143,14 @@ def test_two_learners_at_once_then_clean_one_namespace(learners: list[str], tmp_
     # 4. cleanup in namespace A leaves B's images (same ids) and C's in place
     cleaned = _clean(ns_a, tmp_path)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-    assert _lab_images(ns_a) == {}, f"namespace A still has images after its clean:\n{cleaned.stdout}"
-    assert set(_lab_images(ns_b)) == set(images[ns_b]), "cleaning namespace A removed images of namespace B"
-    assert _lab_images(ns_c), "cleaning namespace A removed the later learner's image"
+    assert _lab_images(docker_client, ns_a) == {}, f"namespace A still has images after its clean:\n{cleaned.stdout}"
+    assert set(_lab_images(docker_client, ns_b)) == set(images[ns_b]), \
+        "cleaning namespace A removed images of namespace B"
+    assert _lab_images(docker_client, ns_c), "cleaning namespace A removed the later learner's image"
     for image_id in images[ns_b]:
-        engine.client().images.get(image_id)  # still there, still inspectable
+        docker_client.images.get(image_id)  # still there, still inspectable
     # ... and the other way round
     cleaned = _clean(ns_b, tmp_path)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-    assert _lab_images(ns_b) == {}
-    assert _lab_images(ns_c), "cleaning namespace B removed the later learner's image"
+    assert _lab_images(docker_client, ns_b) == {}
+    assert _lab_images(docker_client, ns_c), "cleaning namespace B removed the later learner's image"

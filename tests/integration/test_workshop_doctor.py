@@ -3,7 +3,8 @@
 The "remote" engine is this machine's own, behind a small TCP -> unix-socket relay on
 127.0.0.1 (no other address is used). Doctor must name the transport, measure the engine
 host's free disk from inside a throw-away container (it cannot see that disk itself), and
-print the namespace and the need per learner; the df container must not stay behind.
+print the namespace and the need per learner; the df container must not stay behind (the
+test checks that; the tracker removes it anyway if it did).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stagelab import engine, naming, workshop
+from stagelab import naming, workshop
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -73,8 +74,9 @@ def tcp_engine() -> Iterator[str]:
         conn.close()
 
 
-def test_doctor_reports_a_tcp_engine_its_disk_and_the_need_per_learner(tcp_engine: str, tmp_path: Path) -> None:
-    ns = "itest-doctor-remote"
+def test_doctor_reports_a_tcp_engine_its_disk_and_the_need_per_learner(tcp_engine: str, tmp_path: Path,
+                                                                     tracker) -> None:
+    ns = tracker.namespace  # a fresh one: "never ran a notebook" below holds for it
     env = dict(os.environ, DOCKER_HOST=tcp_engine, STAGELAB_NAMESPACE=ns, STAGELAB_CACHE=str(tmp_path))
     env.pop("DOCKER_TLS_VERIFY", None)
     out = subprocess.run([sys.executable, "-m", "stagelab.cli", "doctor", "--quick"], env=env,
@@ -87,10 +89,10 @@ def test_doctor_reports_a_tcp_engine_its_disk_and_the_need_per_learner(tcp_engin
     assert "per learner    : not measured yet" in text          # this namespace never ran a notebook
     free_line = next(line for line in out.stdout.splitlines() if line.startswith("free disk"))
     if "df in a throw-away container" in free_line:
-        local_free = shutil.disk_usage(engine.client().info()["DockerRootDir"]).free
+        local_free = shutil.disk_usage(tracker.client.info()["DockerRootDir"]).free
         measured = workshop.engine_free_bytes()
         assert measured is not None and abs(measured - local_free) < 0.05 * local_free + 10**9, (measured, local_free)
     else:  # no base image to run df in: doctor must say how to find out instead
         assert "ssh HOST df -h" in free_line, free_line
-    leftovers = engine.client().containers.list(all=True, filters={"label": f"{naming.NAMESPACE_LABEL}={ns}"})
+    leftovers = tracker.client.containers.list(all=True, filters={"label": f"{naming.NAMESPACE_LABEL}={ns}"})
     assert not leftovers, f"doctor left containers behind: {[c.name for c in leftovers]}"

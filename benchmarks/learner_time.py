@@ -13,10 +13,10 @@ For each notebook (default: every ``notebooks/NN-*.ipynb``) it prints three part
   profile are printed with the result). A learner's first run builds everything: measure on
   an engine (or a ``STAGELAB_NAMESPACE``) where the lab's images and build cache are not there
   yet, or the figure shows only the re-run (close to 0 when everything is cached);
-- **exercise**: a stated model, not a measurement: 2 minutes per instruction line (comments
-  and blank lines left out) that differs between the exercise's starter and its reference
-  solution (``difflib``), plus 3 minutes to read
-  the task and the feedback. Notebooks without a starter get 5 minutes.
+- **exercise**: a stated model, not a measurement: 2 minutes per instruction line the learner
+  writes or rewrites (a line of the reference solution that is not in the starter, by
+  ``difflib``; comments and blank lines left out; a deleted line costs nothing), plus 3
+  minutes to read the task and the feedback. Notebooks without a starter get 5 minutes.
 
 ``--write`` rounds each total up to 5 minutes and rewrites the notebook's ``**Time:**``
 line and the README's notebook map with it. It is a benchmark: the figures depend on the
@@ -28,6 +28,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PROSE_WPM = 200
 CODE_WPM = 100
-MIN_PER_CHANGED_LINE = 2
+MIN_PER_WRITTEN_LINE = 2
 MIN_TASK_AND_FEEDBACK = 3
 MIN_NO_STARTER = 5
 TIME_LINE = re.compile(r"\*\*Time:\*\*[^\n]*")
@@ -71,8 +72,9 @@ def exercise_minutes(path: Path) -> tuple[float, str]:
         return [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
     diff = difflib.unified_diff(instructions(starter), instructions(solution), lineterm="", n=0)
-    changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
-    return MIN_TASK_AND_FEEDBACK + MIN_PER_CHANGED_LINE * changed, f"{starter.parent.name}: {changed} changed lines"
+    written = sum(1 for line in diff if line.startswith("+") and not line.startswith("+++"))
+    return (MIN_TASK_AND_FEEDBACK + MIN_PER_WRITTEN_LINE * written,
+            f"{starter.parent.name}: {written} line(s) to write")
 
 
 def cell_seconds(cell: nbformat.NotebookNode) -> float:
@@ -98,6 +100,17 @@ def engine_line() -> str:
     c = engine.client()
     version = c.version().get("Version", "?")
     return f"Docker {version}, builder {builders.describe(c)}, profile {profiles.active_profile().name}"
+
+
+def measured_where() -> str:
+    """A short 'where' for the **Time:** line: engine, builder, cores, profile."""
+    from stagelab import builders, engine, profiles
+
+    c = engine.client()
+    version = c.version().get("Version", "?").split("+")[0]
+    builder = "BuildKit" if builders.choose_builder(None, c) == "buildkit" else "the classic builder"
+    return (f"a first run measured on Docker {version} with {builder}, {os.cpu_count()} cores, "
+            f"{profiles.active_profile().name} base images")
 
 
 def round_up_5(minutes: float) -> int:
@@ -135,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     print(f"measured on: {engine_line()}")
+    where = measured_where()
     totals: dict[str, int] = {}
     report = []
     for path in paths:
@@ -146,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         exercise, basis = exercise_minutes(path)
         total = round_up_5(read + run + exercise)
         totals[path.name] = total
-        parts = f"reading ~{read:.0f} min, running the cells ~{run:.0f} min, the exercise ~{exercise:.0f} min"
+        parts = (f"{where}: reading ~{read:.0f} min, running the cells ~{run:.0f} min, "
+                 f"the exercise ~{exercise:.0f} min")
         report.append({"notebook": path.name, "reading_min": round(read, 1), "running_min": round(run, 1),
                        "kernel_wall_min": round(wall, 1), "exercise_min": exercise, "exercise_basis": basis,
                        "total_rounded_min": total})

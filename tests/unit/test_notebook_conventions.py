@@ -110,3 +110,16 @@ def test_docstrings_name_the_notebooks_that_really_import_the_name():
                             for c in _cells(p) if c["cell_type"] == "code")}
         assert said == importing, (f"{module}: ``{name}`` says notebooks {sorted(said)}, "
                                    f"but {sorted(importing)} import it")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_time_line_says_what_it_measured_and_matches_the_readme(path: Path):
+    """benchmarks/learner_time.py --write keeps the two in step; a hand edit of one breaks this."""
+    text = _src(_cells(path)[0])
+    line = re.search(r"\*\*Time:\*\* about (\d+) minutes \(([^)]*)\)", text)
+    assert line, f"{path.name}: no '**Time:** about N minutes (how it was measured)' line"
+    assert "measured on Docker" in line.group(2), f"{path.name}: the Time line does not say where it was measured"
+    readme = (repo_root() / "README.md").read_text(encoding="utf-8")
+    row = next((r for r in readme.splitlines() if r.startswith("|") and path.name in r), "")
+    assert row.rstrip().endswith(f"| {line.group(1)} min |"), (
+        f"{path.name}: the notebook says {line.group(1)} minutes, the README's map row ends {row[-12:]!r}")

@@ -229,7 +229,7 @@ def test_go_scratch_is_its_binary_and_far_smaller_than_single(lab):
     print(f"\nbinary {binary_size} B, scratch image {scratch_size} B ({scratch_size / binary_size:.3f} x), "
           f"single image {single_size} B ({single_size / scratch_size:.0f} x scratch), "
           f"unstripped binary {unstripped_size} B")
-    assert binary_size <= scratch_size <= 1.05 * binary_size
+    assert binary_size <= scratch_size <= 1.01 * binary_size
     assert single_size >= 50 * scratch_size
     assert unstripped_size > 1.2 * binary_size  # what -w -s strips
 

@@ -1,5 +1,5 @@
 """make test splits the integration tests between the two engines' passes (Makefile): every
-integration test file must be in exactly one of the two lists, or a new file would silently run
+integration test file must be in exactly one of the three lists, or a new file would silently run
 on no engine in CI."""
 from __future__ import annotations
 
@@ -17,13 +17,24 @@ def listed(name: str) -> list[str]:
 
 
 def test_every_integration_test_file_runs_in_exactly_one_list() -> None:
-    builder, engine_free = listed("BUILDER_TESTS"), listed("ENGINE_FREE_TESTS")
+    lists = {name: listed(name) for name in ("BUILDER_TESTS", "ENGINE_FREE_TESTS", "ENGINE_FREE_MODERN")}
     files = sorted(p.name for p in (ROOT / "tests" / "integration").glob("test_*.py"))
-    both = sorted(set(builder) & set(engine_free))
-    assert not both, f"in both lists: {both}"
-    assert sorted(builder + engine_free) == files, (
-        f"missing from the Makefile's split: {sorted(set(files) - set(builder + engine_free))}; "
-        f"listed but absent: {sorted(set(builder + engine_free) - set(files))}")
+    everywhere = [f for names in lists.values() for f in names]
+    twice = sorted({f for f in everywhere if everywhere.count(f) > 1})
+    assert not twice, f"in more than one list: {twice}"
+    assert sorted(everywhere) == files, (
+        f"missing from the Makefile's split: {sorted(set(files) - set(everywhere))}; "
+        f"listed but absent: {sorted(set(everywhere) - set(files))}")
+
+
+def test_each_list_runs_in_a_pass() -> None:
+    """A list no pass names would run nowhere: the system pass runs BUILDER + ENGINE_FREE, the
+    modern pass BUILDER + ENGINE_FREE_MODERN."""
+    text = ROOT.joinpath("Makefile").read_text().replace("\\\n", " ")
+    system = re.search(r"^PYTEST_SYSTEM = (.*)$", text, re.M).group(1)
+    modern = re.search(r"^PYTEST_MODERN_SPLIT = (.*)$", text, re.M).group(1)
+    assert "$(BUILDER_TESTS)" in system and "$(ENGINE_FREE_TESTS)" in system, system
+    assert "$(BUILDER_TESTS)" in modern and "$(ENGINE_FREE_MODERN)" in modern, modern
 
 
 def test_make_test_recipe_is_valid_shell_with_every_pass_command() -> None:

@@ -94,23 +94,24 @@ def running_minutes(path: Path, timeout: int) -> float:
     return sum(cell_seconds(c) for c in nb.cells if c.cell_type == "code") / 60
 
 
-def engine_line() -> str:
-    from stagelab import builders, engine, profiles
+def measured_on() -> tuple[str, str]:
+    """(a full line for the log, a short 'where' for the **Time:** lines).
+
+    The short one says "a first run" only when this namespace has no lab image on the engine
+    yet; otherwise the cells' figure is a re-run's, and it says so.
+    """
+    from stagelab import builders, engine, naming, profiles
 
     c = engine.client()
     version = c.version().get("Version", "?")
-    return f"Docker {version}, builder {builders.describe(c)}, profile {profiles.active_profile().name}"
-
-
-def measured_where() -> str:
-    """A short 'where' for the **Time:** line: engine, builder, cores, profile."""
-    from stagelab import builders, engine, profiles
-
-    c = engine.client()
-    version = c.version().get("Version", "?").split("+")[0]
+    profile = profiles.active_profile().name
     builder = "BuildKit" if builders.choose_builder(None, c) == "buildkit" else "the classic builder"
-    return (f"a first run measured on Docker {version} with {builder}, {os.cpu_count()} cores, "
-            f"{profiles.active_profile().name} base images")
+    ours = c.images.list(filters={"label": f"{naming.NAMESPACE_LABEL}={naming.namespace()}"})
+    run = "a re-run (the lab's images were there already)" if ours else "a first run"
+    full = f"Docker {version}, builder {builders.describe(c)}, profile {profile}"
+    short = (f"{run} measured on Docker {version.split('+')[0]} with {builder}, {os.cpu_count()} cores, "
+             f"{profile} base images")
+    return full, short
 
 
 def round_up_5(minutes: float) -> int:
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
-    print(f"measured on: {engine_line()}")
-    where = measured_where()
+    full, where = measured_on()
+    print(f"measured on: {full}; {where}")
     totals: dict[str, int] = {}
     report = []
     for path in paths:

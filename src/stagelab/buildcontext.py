@@ -73,7 +73,7 @@ def context_size(folder: str | os.PathLike, *, dockerignore: bool = True) -> int
 
 def rewrite_dockerfile(text: str, from_images: Mapping[str, str] | None = None,
                        *, drop_syntax: bool = False) -> str:
-    """``text`` with each ``FROM <image>`` (and ``--from=<image>``) in ``from_images`` replaced.
+    """``text`` with each ``FROM <image>`` (and ``--from=<image>``, ``--mount=...,from=<image>``) in ``from_images`` replaced.
 
     Keys are image references as written in the file (``golang:1.25``); ``drop_syntax``
     removes the ``# syntax=`` directive line. Line numbers stay the same.
@@ -93,7 +93,8 @@ def rewrite_dockerfile(text: str, from_images: Mapping[str, str] | None = None,
                 lines[i] = re.sub(rf"^(\s*FROM\s+(?:--\S+\s+)*){ref}(?=\s|$)", rf"\g<1>{new}", lines[i],
                                   flags=re.I)
             else:
-                lines[i] = re.sub(rf"(--from=){ref}(?=[\s,]|$)", rf"\g<1>{new}", lines[i])
+                # COPY/ADD --from=<image>, and RUN --mount=...,from=<image> (or --mount=from=<image>)
+                lines[i] = re.sub(rf"((?:--|--mount=|,)from=){ref}(?=[\s,]|$)", rf"\g<1>{new}", lines[i])
     return "".join(lines)
 
 

@@ -70,7 +70,6 @@ class ClassicLog:
         self.short_id: str | None = None
         self.last_aux_id: str | None = None
         self.error: str | None = None
-        self.error_code: int | None = None
         self.created_ids: list[str] = []  # ids of the (intermediate) images the build made
         self._dockerfile = dockerfile
         self._added_labels = tuple(added_labels)
@@ -146,8 +145,6 @@ class ClassicLog:
         if "errorDetail" in chunk or "error" in chunk:
             detail = chunk.get("errorDetail") or {}
             self.error = str(detail.get("message") or chunk.get("error") or "unknown error")
-            code = detail.get("code")
-            self.error_code = int(code) if isinstance(code, int) else None
             new.append(f"ERROR: {self.error}")
         for line in new:
             self._parse(line)
@@ -209,7 +206,8 @@ class ClassicLog:
 def _stage_named(dockerfile: Dockerfile | None, name: str) -> Stage | None:
     if dockerfile is None:
         return None
-    return next((st for st in dockerfile.stages if st.name == name), None)
+    # BuildKit's progress lines name a stage in lower case (`AS Builder` shows as [builder 2/4])
+    return next((st for st in dockerfile.stages if st.name and st.name.lower() == name.lower()), None)
 
 
 class BuildkitLog:

@@ -198,7 +198,6 @@ def _add_build_clean_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_bases(args: argparse.Namespace) -> int:
     """Run ``stagelab bases status|prepare|export|import``."""
-    from . import profiles as _profiles
     from .bases import (PREPARE_FIX, export_bundle, import_bundle, prepare, status, status_text,
                         table_markdown)
     from .bases.common import _resolve

@@ -101,12 +101,6 @@ def history(image: str) -> Command:
     return Command(("docker", "history", "--no-trunc", image), note="one row per instruction; CREATED BY shows it")
 
 
-def inspect_config(image: str) -> Command:
-    """``docker image inspect`` limited to the config a lesson reads (user, command, env)."""
-    fmt = "{{json .Config.User}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Env}}"
-    return Command(("docker", "image", "inspect", "--format", fmt, image), note="user, command, entrypoint, env")
-
-
 def run(image: str, port: int | None = None, host_port: int | None = None, *,
         args: Sequence[str] = ()) -> Command:
     """``docker run --rm`` publishing ``port`` on 127.0.0.1 only, as the lab does."""

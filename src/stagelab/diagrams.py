@@ -125,7 +125,13 @@ def diagram(source: str | os.PathLike, target: str | None = None, *, sizes: Mapp
     ``sizes`` maps stage names to measured bytes (say what they measured in ``size_note``);
     ``build_args`` expand ``FROM ${ARG}`` (default: the file's own ARG defaults).
     """
-    text = str(source) if "\n" in str(source) else Path(source).read_text(errors="replace")
+    if "\n" in str(source):
+        text = str(source)
+    elif Path(source).is_file():
+        text = Path(source).read_text(errors="replace")
+    else:
+        raise NoStages(f"No Dockerfile at {source} (a one-line text is read as a path).",
+                       "pass the Dockerfile's path, or its text ending with a newline")
     df = dfmodel.parse(text)
     if not df.stages:
         raise NoStages("This Dockerfile has no FROM line, so it has no stages to draw.",

@@ -31,9 +31,9 @@ def journal_path() -> Path:
     env = os.environ.get("STAGELAB_JOURNAL", "").strip()
     if env:
         return Path(env).expanduser().resolve()
-    from .exercises import exercise_dir
+    from .exercises import exercises_root
 
-    return exercise_dir("x").parent / ".progress.json"
+    return exercises_root() / ".progress.json"
 
 
 def _empty() -> dict[str, Any]:

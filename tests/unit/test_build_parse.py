@@ -813,3 +813,11 @@ def test_output_of_a_step_is_what_its_command_printed_under_either_builder():
     assert bk.output_of(step.number) == ["compiling"]
     cached = next(s for s in bk.steps if s.instruction.startswith("COPY go.mod"))
     assert cached.cached and bk.output_of(cached.number) == []
+
+
+def test_buildkit_steps_of_a_mixed_case_stage_get_their_dockerfile_numbers():
+    """BuildKit prints `AS Builder` as [builder n/m]: the step still maps to its Dockerfile line."""
+    df = D.parse("FROM golang:1.27 AS Builder\nRUN go version\nFROM scratch\nCOPY --from=Builder /x /x\n")
+    log = L.BuildkitLog(df)
+    log.feed("#5 [builder 2/2] RUN go version\n")
+    assert log.take_new_steps() == [(2, "RUN go version")]

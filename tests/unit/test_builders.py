@@ -144,6 +144,14 @@ def test_rewrite_dockerfile_substitutes_from_and_drops_syntax():
                                 "COPY --from=stagelab-offline/golang:1.25 /x /x", "FROM golang:1.25-alpine"]
 
 
+def test_rewrite_dockerfile_substitutes_a_run_mounts_image():
+    text = ("FROM scratch\nRUN --mount=type=bind,from=golang:1.25,source=/x,target=/x true\n"
+            "RUN --mount=from=golang:1.25,target=/y true\n")
+    out = C.rewrite_dockerfile(text, {"golang:1.25": "local/go:1"})
+    assert out.splitlines()[1:] == ["RUN --mount=type=bind,from=local/go:1,source=/x,target=/x true",
+                                    "RUN --mount=from=local/go:1,target=/y true"]
+
+
 def test_patched_copy_honours_dockerignore_and_goes_away(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM golang:1.25\nCOPY . .\n")
     (tmp_path / "main.go").write_text("package main\n")

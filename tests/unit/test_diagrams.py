@@ -86,3 +86,10 @@ def test_make_report_html_carries_the_diagram(tmp_path) -> None:
     page = entry.html.read_text()
     assert 'class="stagelab-stage-diagram"' in page and "data:image/png;base64," in page
     assert "builder --COPY --from--&gt; final" in page    # the alt text: the edge drawn
+
+
+def test_a_missing_path_is_one_clear_error(tmp_path):
+    with pytest.raises(diagrams.NoStages, match="No Dockerfile at"):
+        diagrams.diagram(str(tmp_path / "Dockerfile.typo"))
+    with pytest.raises(diagrams.NoStages, match="No Dockerfile at"):
+        diagrams.diagram("FROM scratch")   # one line without a newline is read as a path

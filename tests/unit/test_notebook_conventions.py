@@ -123,3 +123,13 @@ def test_time_line_says_what_it_measured_and_matches_the_readme(path: Path):
     row = next((r for r in readme.splitlines() if r.startswith("|") and path.name in r), "")
     assert row.rstrip().endswith(f"| {line.group(1)} min |"), (
         f"{path.name}: the notebook says {line.group(1)} minutes, the README's map row ends {row[-12:]!r}")
+
+
+def test_notebook_prose_names_the_debian_of_versions_toml():
+    """`stagelab versions sync` does not rewrite notebook prose; this catches a stale 'Debian N'."""
+    from stagelab import versions
+
+    current = str(versions.current().debian)
+    stale = [f"{p.name}: Debian {n}" for p in NOTEBOOKS for c in _cells(p) if c["cell_type"] == "markdown"
+             for n in re.findall(r"\bDebian (\d+)\b", _src(c)) if n != current]
+    assert not stale, f"versions.toml says Debian {current}; the notebooks say: {stale}"

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from .sizes import HISTORY_LABEL, image_size
+from .sizes import SIZE_LABEL, image_size
 from .units import human_size
 
 ARTICLE = "Multi-stage builds in Docker: smaller, cleaner images"
@@ -119,7 +119,7 @@ def _head() -> tuple[str, ...]:
 
     v = current()
     return ("image", f"the article says (Go {v.article_go}, Node.js {v.article_node})",
-            f"measured here (Go {v.go_minor}, Node.js {v.node_major}, Debian {v.debian}; {HISTORY_LABEL})", "measured / article", "profile", "built", "notebook")
+            f"measured here (Go {v.go_minor}, Node.js {v.node_major}, Debian {v.debian}; {SIZE_LABEL})", "measured / article", "profile", "built", "notebook")
 
 
 def _cells(row: ClaimRow) -> list[str]:

@@ -28,7 +28,7 @@ from .catalogue import OFFLINE_PREFIX
 from .errors import StagelabError
 from .layers import ExportContents, ExportStreamError, FileEntry  # FileEntry re-exported: the tree's nodes
 from .naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
-from .sizes import HISTORY_LABEL, IMAGE_LS_MEANING, SIZE_LABEL, engine_facts, history_size
+from .sizes import IMAGE_LS_MEANING, SIZE_LABEL, engine_facts, history_label, history_size
 from .surface import Surface, surface_of, user_is_root
 from .units import human_size
 
@@ -62,6 +62,7 @@ class LayerInfo:
     wasted: int | None = None   # bytes of its files that a later layer deletes/overwrites (as dive)
     digest: str = ""            # the layer's diff id (sha256:...)
     compressed_size: int | None = None   # gzip of the layer tar (only with compressed=True)
+    disk_usage: int | None = None        # unpacked into 4 KiB blocks (None: contents not read; stagelab.sizes)
 
     @property
     def instruction(self) -> str:
@@ -77,7 +78,7 @@ class LayerInfo:
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "size": self.size, "created_by": self.created_by,
                 "instruction": self.instruction, "files": self.files, "wasted": self.wasted,
-                "digest": self.digest, "compressed_size": self.compressed_size}
+                "digest": self.digest, "compressed_size": self.compressed_size, "disk_usage": self.disk_usage}
 
 
 
@@ -262,8 +263,9 @@ class ImageReport:
             rows.append(("docker image ls", IMAGE_LS_MEANING[self.image_store]))
         if self.compressed_size is not None:
             rows.append((f"size, {COMPRESSED_LABEL}", human_size(self.compressed_size)))
-        if self.history_size is not None and self.size_label != HISTORY_LABEL:
-            rows.append(("sum of docker history (cross-check)", human_size(self.history_size)))
+        if self.history_size is not None and self.contents:
+            what = "on disk: files rounded up to 4 KiB blocks" if self.image_store == "containerd" else "cross-check"
+            rows.append((f"sum of docker history ({what})", human_size(self.history_size)))
         if self.engine:
             rows.append(("engine", self.engine + (f", {self.builder} builder" if self.builder else "")))
         wasted = f", {human_size(self.wasted)} wasted (deleted/overwritten later)" if self.contents and self.wasted else ""
@@ -457,7 +459,8 @@ def report_from_export(
     if export is not None:
         history_texts = [h.get("created_by", "") for h in export.history]
         layers = [LayerInfo(index=st.index, size=st.size, created_by=st.created_by, files=st.files,
-                            wasted=st.wasted, digest=st.digest, compressed_size=st.compressed_size)
+                            wasted=st.wasted, digest=st.digest, compressed_size=st.compressed_size,
+                            disk_usage=st.disk_usage)
                   for st in export.layers]
         if not any(layer.created_by for layer in layers):
             picked = _layer_history(api_history or [], len(layers))
@@ -497,10 +500,10 @@ def report_from_export(
     from_history = history_size(api_history)
     if export is not None:
         size, label = export.size, SIZE_LABEL
-    elif from_history is not None:
-        size, label = from_history, HISTORY_LABEL
+    elif from_history is not None:   # the lab's size on the classic store, disk usage on containerd
+        size, label = from_history, history_label(store)
     else:   # no history either: only the layers' sizes the report was given
-        size, label = sum(layer.size for layer in layers), HISTORY_LABEL
+        size, label = sum(layer.size for layer in layers), history_label(store)
     report = ImageReport(
         ref=ref, image_id=attrs.get("Id", ""), size=size, layers=layers, size_label=label,
         history_size=from_history, engine_size=int(attrs["Size"]) if attrs.get("Size") is not None else None,

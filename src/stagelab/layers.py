@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import StagelabError
+from .sizes import BLOCK, entry_disk_usage
 from .tarstream import TAR_BUFSIZE, _ended_cleanly, _skip_data, _stream_of, _TarInfo
 
 SECRET_CHUNK = 1 << 20   # read size when searching file contents for a secret
@@ -97,6 +98,7 @@ class LayerStats:
     digest: str = ""         # sha256 of the uncompressed tar (diff id), when known
     size: int = 0            # bytes of file contents this layer adds (hardlinks once)
     files: int = 0           # entries that are not directories
+    disk_usage: int = 0      # unpacked into 4 KiB blocks (stagelab.sizes.entry_disk_usage), its root dir included
     wasted: int = 0          # bytes of this layer's files a later layer deletes or overwrites
     tar_bytes: int = 0       # length of the layer tar as stored in the export
     compressed_size: int | None = None   # gzip -6 of the tar (or the gzip blob itself)
@@ -249,7 +251,8 @@ def stack_layers(scans: list[LayerScan]) -> tuple[dict[str, FileEntry], list[Lay
     """
     tree: dict[str, FileEntry] = {}
     children: dict[str, set[str]] = {}
-    stats = [LayerStats(index=i, key=s.key, tar_bytes=s.tar_bytes, compressed_size=s.compressed_size)
+    stats = [LayerStats(index=i, key=s.key, tar_bytes=s.tar_bytes, compressed_size=s.compressed_size,
+                        disk_usage=BLOCK)   # the layer's own root directory
              for i, s in enumerate(scans)]
     links: dict[tuple[int, str], list[str]] = {}   # (layer, target) -> hardlink paths
 
@@ -307,6 +310,7 @@ def stack_layers(scans: list[LayerScan]) -> tuple[dict[str, FileEntry], list[Lay
                     drop(old, index)
             entry = FileEntry(path, size, mode, uid, gid, kind, index, linkname)
             tree[path] = entry
+            st.disk_usage += entry_disk_usage(kind, size, linkname)
             if kind != "dir":
                 st.files += 1
                 st.size += size

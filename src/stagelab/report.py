@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StagelabError
-from .sizes import HISTORY_LABEL
+from .sizes import SIZE_LABEL
 
 NOTEBOOK_RE = re.compile(r"^\d\d-[a-z0-9-]+\.ipynb$")
 
@@ -178,7 +178,7 @@ def _claims_html() -> str:
     except StagelabError as exc:
         return f"<p>Not measured: {html.escape(exc.message)}</p>"
     return (f"<p>Each size the source article (<i>{html.escape(ARTICLE)}</i>) states, next to the same variant "
-            f"built and measured here ({html.escape(HISTORY_LABEL)}: the same quantity on every image store), the "
+            f"built and measured here ({html.escape(SIZE_LABEL)}: the same quantity on every image store), the "
             "base-image profile the image was built with, and when it was built. The apps and base images "
             "differ from the article's, so compare the ratios, not the megabytes.</p>"
             + claims_html(rows, link_notebooks=True))

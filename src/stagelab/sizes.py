@@ -12,10 +12,13 @@ shows on the classic image store). The engine's own ``Size`` is *not* that every
 * containerd image store (Engine 29 and Docker Desktop on fresh installs; driver type
   ``io.containerd.snapshotter.v1``): ``Size`` is the *compressed* content, and
   ``docker image ls`` shows content plus the unpacked snapshot (about both added up).
-  ``docker history`` shows each snapshot's disk usage (file sizes rounded up to
-  file-system blocks), so it is close to, and a little above, the files' bytes.
+  ``docker history`` shows each snapshot's *disk usage*: every file rounded up to a 4 KiB
+  block, a block per directory. That is above the files' bytes, by a lot for images of
+  many small files, so on that store the lab checks the history against the same
+  layers unpacked into blocks (:func:`entry_disk_usage`), not against its size.
 
-So the lab never reports the engine's ``Size`` as its size.
+So the lab never reports the engine's ``Size`` as its size, nor, on the containerd store,
+the sum of ``docker history``.
 """
 from __future__ import annotations
 
@@ -28,8 +31,10 @@ from .units import human_size
 
 #: How ``ImageReport.size`` was measured, shown next to every size.
 SIZE_LABEL = "uncompressed (sum of the files in all layers)"
-#: The same quantity when only the engine's metadata was read (``contents=False``, no cached listing).
+#: The same quantity when only the engine's metadata was read (``contents=False``) on the classic store.
 HISTORY_LABEL = "uncompressed (sum of docker history)"
+#: What the sum of ``docker history`` measures on the containerd store: not the lab's size.
+DISK_LABEL = "on disk (sum of docker history: the containerd image store rounds every file up to a 4 KiB block)"
 
 CLASSIC_STORE = "classic"
 CONTAINERD_STORE = "containerd"
@@ -42,11 +47,10 @@ IMAGE_LS_MEANING = {
                        "compressed content plus the unpacked snapshot; the engine's Size is the compressed part"),
 }
 
-#: Tolerance of :func:`check_size` against ``docker history``: on the containerd store the
-#: history is disk usage (files rounded up to blocks), a little above the files' bytes.
-HISTORY_TOLERANCE = {CLASSIC_STORE: 0.01, CONTAINERD_STORE: 0.05}
-#: File-system block: on the containerd store each file and directory may add up to one to the history.
+#: File-system block of ext4 and xfs as created by default (Docker Desktop's VM and most Linux hosts).
 BLOCK = 4096
+#: ext4 keeps a symlink target shorter than this in the inode itself: no block.
+FAST_SYMLINK = 60
 
 
 class SizeMismatch(StagelabError):
@@ -66,12 +70,36 @@ _ENGINES: dict[str, tuple[str, str]] = {}   # engine address -> (store, descript
 
 def engine_facts(client: Any) -> tuple[str, str]:
     """(image store, ``"Docker 28.5.2, containerd image store"``) of ``client``'s engine, asked once per address."""
-    key = str(getattr(client.api, "base_url", id(client)))
-    if key not in _ENGINES:
+    key = getattr(client.api, "base_url", None)   # no address (a stand-in client): ask every time
+    if key is None or key not in _ENGINES:
         info = client.info()
         store = image_store(info)
-        _ENGINES[key] = (store, f"Docker {info.get('ServerVersion', '?')}, {store} image store")
+        facts = (store, f"Docker {info.get('ServerVersion', '?')}, {store} image store")
+        if key is None:
+            return facts
+        _ENGINES[key] = facts
     return _ENGINES[key]
+
+
+def history_label(store: str | None) -> str:
+    """What the sum of ``docker history`` measures on ``store``: the lab's size (classic) or disk usage (containerd)."""
+    return DISK_LABEL if store == CONTAINERD_STORE else HISTORY_LABEL
+
+
+def entry_disk_usage(kind: str, size: int, linkname: str = "") -> int:
+    """Bytes one layer entry takes unpacked on a 4 KiB-block file system: what containerd's snapshot usage counts.
+
+    A regular file takes its size rounded up to blocks, a directory one block, a long
+    symlink one block; hardlinks share their file's blocks, and short symlinks, devices and
+    whiteouts take none. Used by :func:`stagelab.layers.stack_layers` (``LayerStats.disk_usage``).
+    """
+    if kind == "file":
+        return -(-size // BLOCK) * BLOCK
+    if kind == "dir":
+        return BLOCK
+    if kind == "symlink" and len(linkname) >= FAST_SYMLINK:
+        return BLOCK
+    return 0
 
 
 def history_size(api_history: Sequence[Mapping[str, Any]] | None) -> int | None:
@@ -82,13 +110,31 @@ def history_size(api_history: Sequence[Mapping[str, Any]] | None) -> int | None:
 
 
 def image_size(client: Any, image: Any) -> int | None:
-    """The lab's size of a local image (object or id) from the engine's metadata alone, no export.
+    """The lab's size of a local image (object or id): the sum of its uncompressed layers.
 
-    The sum of ``docker history`` (:data:`HISTORY_LABEL`): uncompressed on every image store,
-    unlike the engine's ``Size`` (compressed on the containerd store). Used by
-    ``stagelab.bases`` (status table, bundle manifest, prepare messages) and ``stagelab.claims``.
+    On the classic store that is the sum of ``docker history`` (metadata only). On the
+    containerd store the history is disk usage, so the layers' listings are read instead,
+    through the layer cache (an export only for layers not read before). Used by
+    ``stagelab.claims`` (notebook 01's table, the report) and the README's stand-in table.
     """
-    return history_size(client.api.history(getattr(image, "id", image)))
+    store, _ = engine_facts(client)
+    if store != CONTAINERD_STORE:
+        return history_size(client.api.history(getattr(image, "id", image)))
+    from .layercache import read_image_cached
+
+    attrs = image.attrs if hasattr(image, "attrs") else client.api.inspect_image(image)
+    return read_image_cached(client, attrs).size
+
+
+def stored_size(client: Any, image: Any) -> tuple[int | None, str]:
+    """(sum of ``docker history``, what it measured on this engine's store): metadata only, no export.
+
+    The lab's size on the classic store, disk usage on the containerd store
+    (:func:`history_label`). Used where only metadata is read quickly: ``stagelab.bases``
+    (the Setup cells' base table, ``stagelab bases status``, prepare messages, bundles).
+    """
+    store, _ = engine_facts(client)
+    return history_size(client.api.history(getattr(image, "id", image))), history_label(store)
 
 
 @dataclass(frozen=True)
@@ -102,52 +148,60 @@ class SizeCheck:
     history: int | None    # the sum of docker history
     engine_size: int | None
     store: str | None
+    disk_usage: int = 0    # the layers unpacked into 4 KiB blocks (entry_disk_usage), what containerd's history counts
 
     @property
     def tree_and_wasted(self) -> int:
         """What the layers must add up to: the final tree's files plus what was deleted or overwritten."""
         return self.files + self.wasted
 
+    @property
+    def history_expected(self) -> int:
+        """What the sum of ``docker history`` should be on this store: the size, or the disk usage on containerd."""
+        return self.disk_usage if self.store == CONTAINERD_STORE else self.size
+
     def describe(self) -> str:
         """One line per source, for the notebook and the error message."""
         lines = [f"{self.image}: size {self.size:,} B ({human_size(self.size)}, {SIZE_LABEL})",
-                 f"  files in the final tree + deleted/overwritten bytes: {self.tree_and_wasted:,} B",
-                 f"  sum of docker history: {'not read' if self.history is None else f'{self.history:,} B'}"]
+                 f"  files in the final tree + deleted/overwritten bytes: {self.tree_and_wasted:,} B"]
+        if self.store == CONTAINERD_STORE:
+            lines.append(f"  the same layers unpacked into {BLOCK // 1024} KiB blocks: {self.disk_usage:,} B")
+        history = "not read" if self.history is None else f"{self.history:,} B, {history_label(self.store)}"
+        lines.append(f"  sum of docker history: {history}")
         if self.engine_size is not None:
             lines.append(f"  the engine's Size ({self.store or '?'} image store): {self.engine_size:,} B")
         return "\n".join(lines)
 
 
 def check_size(report: Any, *, tolerance: float = 0.01) -> SizeCheck:
-    """Check ``report.size`` against the files it is made of and against ``docker history``.
+    """Check ``report.size`` against the files it is made of, and the layers against ``docker history``.
 
     Raises :class:`SizeMismatch` when the size differs by more than ``tolerance`` from the
-    final tree's files plus the deleted/overwritten bytes (needs contents), or from the
-    sum of ``docker history`` (by more than :data:`HISTORY_TOLERANCE` for the store).
-    The engine's compressed ``Size`` on the containerd store fails both.
+    final tree's files plus the deleted/overwritten bytes (needs contents), or when the sum
+    of ``docker history`` differs by more than ``tolerance`` from what the same layers
+    measure on this store: their bytes on the classic store, their 4 KiB-block disk usage on
+    the containerd store. The engine's compressed ``Size`` on the containerd store fails.
+    Used by notebook 01 and the integration tests (every lab image, on both engines).
     """
     if not report.contents:
         raise SizeMismatch(f"{report.name}: the size check needs the image's files.",
                            fix=f"inspect({report.name!r}) with contents=True (the default)")
     files = sum(e.size for e in report.files.values() if e.is_regular)
+    disk = sum(getattr(layer, "disk_usage", None) or 0 for layer in report.layers)
     check = SizeCheck(image=report.name, size=report.size, files=files, wasted=report.wasted,
-                      history=report.history_size, engine_size=report.engine_size, store=report.image_store)
+                      history=report.history_size, engine_size=report.engine_size, store=report.image_store,
+                      disk_usage=disk)
     problems = []
     if abs(check.size - check.tree_and_wasted) > tolerance * max(check.tree_and_wasted, 1):
         problems.append(f"expected {check.tree_and_wasted:,} B (files in the final tree + deleted/overwritten), "
                         f"measured {check.size:,} B")
     if check.history is not None:
-        allowed = max(tolerance, HISTORY_TOLERANCE.get(check.store or CLASSIC_STORE, tolerance))
-        slack = 0
-        if check.store == CONTAINERD_STORE:   # disk usage: every entry of every layer rounded up to a block
-            entries = sum(layer.files or 0 for layer in report.layers)
-            entries += sum(1 for e in report.files.values() if e.type == "dir")
-            slack = BLOCK * entries
-        over = check.history - check.size
-        if over < -allowed * check.history or over > allowed * check.history + slack:
-            extra = f" + up to {slack:,} B of block rounding" if slack else ""
-            problems.append(f"expected about {check.history:,} B (sum of docker history, ±{allowed:.0%}{extra}), "
-                            f"measured {check.size:,} B")
+        expected = check.history_expected
+        if abs(check.history - expected) > tolerance * max(expected, 1):
+            what = ("the layers unpacked into blocks" if check.store == CONTAINERD_STORE
+                    else "the sum of the uncompressed layers")
+            problems.append(f"expected the sum of docker history to be {expected:,} B ({what}, ±{tolerance:.0%}), "
+                            f"read {check.history:,} B")
     if problems:
         raise SizeMismatch(f"{report.name}: the size is not the sum of the uncompressed layers: "
                            + "; ".join(problems) + ".\n" + check.describe(),

@@ -270,6 +270,30 @@ def test_size_is_the_uncompressed_layers_and_the_engine_size_is_not_trusted(lab)
         assert report.engine_size == len(data)
 
 
+def test_history_is_the_bytes_on_classic_and_the_blocks_on_containerd(lab):
+    """2,000 files of 100 bytes: 200 kB of content, 2,000 blocks on disk. The lab's size is the
+    bytes on both stores; docker history is the bytes (classic) or the blocks (containerd), and
+    check_size holds each to what that store counts, within 1%."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        for i in range(2_000):
+            info = tarfile.TarInfo(f"small/{i:04d}.txt")
+            info.size = 100
+            tar.addfile(info, io.BytesIO(bytes([65 + i % 26]) * 100))
+    repo = f"stagelab/{lab.ns}/itest-inspect"
+    lab.client.api.import_image_from_data(layer.getvalue(), repository=repo, tag="small-files")
+    lab.tracker.image(lab.client.api.inspect_image(f"{repo}:small-files")["Id"])
+    report = inspect(f"{repo}:small-files")
+    check = sizes.check_size(report)
+    assert report.size == 200_000, report.size
+    assert check.disk_usage >= 2_000 * sizes.BLOCK, check.disk_usage
+    if report.image_store == "containerd":
+        assert check.history > 20 * report.size, check.describe()   # disk usage, not the bytes
+        assert within(check.history, check.disk_usage, 0.01), check.describe()
+    else:
+        assert within(check.history, report.size, 0.01), check.describe()
+
+
 # --- errors and the CLI -------------------------------------------------------------------------------
 
 def test_unknown_image(lab):

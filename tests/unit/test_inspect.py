@@ -13,6 +13,8 @@ import pytest
 
 from stagelab import inspect as insp
 from stagelab import sizes
+from stagelab.bases.status import BaseStatus, status_text, table_sizes
+from stagelab.units import human_size
 from stagelab.categories import KEYS as CATEGORIES
 from stagelab.categories import _lock_key, parse_lockfile
 from stagelab.inspect import (
@@ -474,16 +476,32 @@ def test_size_on_the_containerd_store_is_the_uncompressed_layers_not_the_engine_
     assert report.engine_size == 10_576 and report.history_size == 5_005_312
     check = sizes.check_size(report)
     assert check.tree_and_wasted == ZEROS and check.history == 5_005_312
+    # the history is the layer unpacked into 4 KiB blocks: 1,221 blocks of file + its root directory
+    assert check.disk_usage == check.history_expected == 5_005_312
     assert "docker image ls shows more" in report.as_text()
+    assert "4 KiB blocks: 5,005,312 B" in check.describe() and sizes.DISK_LABEL in check.describe()
     # a report that took the engine's compressed Size fails the check, saying expected vs measured
     with pytest.raises(sizes.SizeMismatch, match=r"expected 5,000,000 B .* measured 10,576 B"):
         sizes.check_size(dataclasses.replace(report, size=report.engine_size))
 
 
-def test_size_without_contents_is_the_history_sum_not_the_engine_size():
+def test_a_containerd_history_that_is_not_the_layers_disk_usage_fails_the_check():
+    # e.g. a lab that read the layers wrongly, or history taken for the size: 10% off the blocks
+    report = insp.inspect("z:1", client=_zeros_client(CONTAINERD_INFO, engine_size=10_576, history=5_500_000))
+    with pytest.raises(sizes.SizeMismatch, match=r"history to be 5,005,312 B \(the layers unpacked into blocks.*read 5,500,000 B"):
+        sizes.check_size(report)
+    # a classic-store history that is the block usage, not the bytes, fails too
+    report = insp.inspect("z:1", client=_zeros_client((), engine_size=ZEROS, history=5_005_312 + 60_000))
+    with pytest.raises(sizes.SizeMismatch, match=r"history to be 5,000,000 B \(the sum of the uncompressed layers"):
+        sizes.check_size(report)
+
+
+def test_size_without_contents_is_the_history_sum_labelled_for_the_store():
     report = insp.inspect("z:1", client=_zeros_client(CONTAINERD_INFO, engine_size=10_576, history=5_005_312),
                           contents=False)
-    assert report.size == 5_005_312 and report.size_label == sizes.HISTORY_LABEL
+    assert report.size == 5_005_312 and report.size_label == sizes.DISK_LABEL   # disk usage, and says so
+    classic = insp.inspect("z:1", client=_zeros_client((), engine_size=ZEROS, history=ZEROS), contents=False)
+    assert classic.size == ZEROS and classic.size_label == sizes.HISTORY_LABEL
     with pytest.raises(sizes.SizeMismatch, match="needs the image's files"):
         sizes.check_size(report)
 
@@ -494,3 +512,61 @@ def test_check_size_on_the_classic_store_holds_history_to_one_percent():
     off = insp.inspect("z:1", client=_zeros_client((), engine_size=ZEROS, history=ZEROS * 102 // 100))
     with pytest.raises(sizes.SizeMismatch, match="sum of docker history"):
         sizes.check_size(off)
+
+
+# --- sizes.image_size / stored_size (claims, bases) on both stores ------------------------------
+
+
+def _store_client(store: str, history: int):
+    client = _zeros_client(CONTAINERD_INFO if store == "containerd" else (), engine_size=10_576, history=history)
+    with tarfile.open(fileobj=io.BytesIO(_zeros_export())) as tar:   # the layer's diff id, as the engine lists it
+        diff_ids = json.load(tar.extractfile("cfg.json"))["rootfs"]["diff_ids"]
+    client.api.images["z:1"]["RootFS"]["Layers"] = diff_ids
+    client.images = type("Images", (), {"get": lambda self, ref: _image(client, ref)})()
+    return client
+
+
+def _image(client, ref: str):
+    from types import SimpleNamespace
+
+    if ref not in ("z:1", client.tag):
+        raise docker.errors.ImageNotFound(ref)
+    attrs = client.api.inspect_image("z:1")
+    return SimpleNamespace(id=attrs["Id"], attrs=attrs)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGELAB_CACHE", str(tmp_path))   # the layer cache starts empty
+
+
+def test_on_the_classic_store_the_size_is_the_history_sum_never_the_engines_size() -> None:
+    client = _store_client("classic", ZEROS)
+    client.tag = "z:1"
+    assert sizes.image_size(client, _image(client, "z:1")) == ZEROS
+    assert client.api.saved == []   # metadata only
+    assert sizes.stored_size(client, "z:1") == (ZEROS, sizes.HISTORY_LABEL)
+
+
+def test_on_the_containerd_store_the_size_is_read_from_the_layers_not_the_history() -> None:
+    client = _store_client("containerd", 5_005_312)
+    client.tag = "z:1"
+    export = client.api.get_image
+    client.api.get_image = lambda name, chunk_size=None: (client.api.saved.append(name), export(name))[1]
+    assert sizes.image_size(client, _image(client, "z:1")) == ZEROS      # the file's bytes
+    assert sizes.image_size(client, "z:1") == ZEROS                      # by id too, from the layer cache
+    assert len(client.api.saved) == 1
+    assert sizes.stored_size(client, "z:1") == (5_005_312, sizes.DISK_LABEL)   # the quick number says what it is
+
+
+def test_the_bases_table_says_what_its_sizes_measured(monkeypatch) -> None:
+    from stagelab import catalogue
+
+    tag = catalogue.standins()[0].tag
+    for store, history, label in (("classic", ZEROS, sizes.HISTORY_LABEL), ("containerd", 5_005_312, sizes.DISK_LABEL)):
+        client = _store_client(store, history)
+        client.tag = tag
+        assert table_sizes(client) == {tag: human_size(ZEROS)}   # the README's table: the lab's size
+        rows = [BaseStatus("ROLE", tag, True, history, "sha256:x", size_label=label)]
+        text = status_text(rows)
+        assert f"size: {label}" in text and human_size(history) in text

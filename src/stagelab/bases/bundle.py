@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import catalogue as _catalogue
-from ..sizes import HISTORY_LABEL, image_size
+from ..sizes import stored_size
 from .common import (
     BUNDLE_FORMAT, BundleError, IMITATES_LABEL, MissingBaseImage, PREPARE_FIX, PrepareEvent, _CHUNK,
     _client, _get_image, _make_progress, _resolve,
@@ -39,7 +39,7 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
     """Write every image of the profile into one archive ``path`` (instructors; CLI ``bases export``).
 
     The archive is a tar holding ``images.tar`` (a ``docker save`` of all images),
-    ``manifest.json`` (profile, tags, image ids, sizes: :func:`stagelab.sizes.image_size`) and ``SHA256SUMS``. ``images`` exports
+    ``manifest.json`` (profile, tags, image ids, sizes: :func:`stagelab.sizes.stored_size`, with what they measured) and ``SHA256SUMS``. ``images`` exports
     exactly these local images instead of a profile's.
     """
     name, tags = _bundle_tags(profile, images)
@@ -51,10 +51,11 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
             + ", ".join(missing),
             fix=PREPARE_FIX if name == "offline" else "stagelab bases prepare --profile upstream",
         )
-    entries = []
+    entries, size_label = [], ""
     for tag in tags:
         img = client.images.get(tag)
-        entries.append({"tag": tag, "id": img.id, "size": image_size(client, img),
+        size, size_label = stored_size(client, img)
+        entries.append({"tag": tag, "id": img.id, "size": size,
                         "imitates": ((img.attrs.get("Config") or {}).get("Labels") or {}).get(IMITATES_LABEL)})
     emit, close = _make_progress(progress, f"export {len(tags)} images", 2)
     target = Path(path).expanduser().resolve()
@@ -80,7 +81,7 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
             manifest = {
                 "format": BUNDLE_FORMAT, "version": 1, "profile": name,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "images": entries, "image_size": HISTORY_LABEL,   # what each image's "size" measured
+                "images": entries, "image_size": size_label,   # what each image's "size" measured
                 "members": {"images.tar": {"sha256": digest.hexdigest(), "size": size}},
             }
             mbytes = (json.dumps(manifest, indent=2) + "\n").encode()

@@ -157,6 +157,7 @@ class PrepareEvent:
     seconds: float | None = None
     size: int | None = None
     message: str = ""
+    size_label: str = "uncompressed"   # what ``size`` measured (stagelab.sizes.stored_size says it per store)
 
 
 ProgressCallback = Callable[[PrepareEvent], None]
@@ -169,7 +170,7 @@ def describe_event(ev: PrepareEvent) -> str:
     if ev.seconds is not None:
         extra.append(f"{ev.seconds:.1f} s")
     if ev.size is not None:
-        extra.append(f"{human_size(ev.size)} uncompressed")   # stagelab.sizes.image_size
+        extra.append(f"{human_size(ev.size)} {ev.size_label}")
     tail = f" ({', '.join(extra)})" if extra else ""
     return f"{mark} {ev.image}: {ev.message or ev.state}{tail}"
 

@@ -25,7 +25,7 @@ from .. import naming
 from .. import catalogue as _catalogue
 from .. import profiles as _profiles
 from .. import versions as _versions
-from ..sizes import image_size
+from ..sizes import stored_size
 from . import common as _common
 from .common import (
     BASE_LABEL, BasePrepareFailed, DIFFERS_LABEL, EXTRA_CA_LABEL, IMITATES_LABEL, PREPARE_FIX,
@@ -36,6 +36,12 @@ from .common import (
 from .inputs import _extra_ca_info, _go_tree, _node_tree, _recipe_hash, _slim_tar, _up_to_date, _uses_ca
 from .status import BaseStatus, status
 
+
+
+def _sized(client: Any, image: Any) -> dict[str, Any]:
+    """``size`` and ``size_label`` of a prepare event: the image's metadata size and what it measured here."""
+    size, label = stored_size(client, image)
+    return {"size": size, "size_label": label}
 
 def _labels(s: StandIn, ca: dict[str, str]) -> dict[str, str]:
     if not _uses_ca(s):
@@ -249,7 +255,7 @@ def _build_plan(plan: list[StandIn], rebuild: bool, progress: Any, workers: int)
     for s in plan:
         if s not in todo:
             img = _get_image(client, s.tag)
-            emit(PrepareEvent(index[s.tag], total, s.tag, "present", size=image_size(client, img),
+            emit(PrepareEvent(index[s.tag], total, s.tag, "present", **_sized(client, img),
                               message="present, up to date"))
     if not todo:
         close(f"all {total} offline base images present ({time.monotonic() - started:.1f} s)", True)
@@ -344,8 +350,8 @@ def _build_all(todo: list[StandIn], ca: dict[str, str], trees: Mapping[str, Path
                              message="failed"))
             raise BasePrepareFailed(f"Building the stand-in {s.tag} failed: {exc}",
                                     fix="re-run `stagelab bases prepare --profile offline`") from exc
-        size = image_size(_client(), image_id)
-        say(PrepareEvent(index[s.tag], total, s.tag, "built", seconds=time.monotonic() - t0, size=size,
+        say(PrepareEvent(index[s.tag], total, s.tag, "built", seconds=time.monotonic() - t0,
+                         **_sized(_client(), image_id),
                          message=f"built (imitates {s.imitates})"))
         return image_id
 
@@ -408,7 +414,7 @@ def _prepare_upstream(prof: _profiles.Profile, roles: list[str] | None, rebuild:
         ref = prof.images[role.arg]
         img = _get_image(client, ref)
         if img is not None and not rebuild:
-            emit(PrepareEvent(i, total, ref, "present", size=image_size(client, img), message="present"))
+            emit(PrepareEvent(i, total, ref, "present", **_sized(client, img), message="present"))
         else:
             emit(PrepareEvent(i, total, ref, "start"))
             t0 = time.monotonic()
@@ -419,9 +425,9 @@ def _prepare_upstream(prof: _profiles.Profile, roles: list[str] | None, rebuild:
                 close(f"pulling {ref} failed", False)
                 raise
             emit(PrepareEvent(i, total, ref, "pulled", seconds=time.monotonic() - t0,
-                              size=image_size(client, img), message="pulled"))
+                              **_sized(client, img), message="pulled"))
         record[ref] = {
-            "role": role.arg, "id": img.id, "size": image_size(client, img),
+            "role": role.arg, "id": img.id, "size": stored_size(client, img)[0],
             "digest": next(iter(img.attrs.get("RepoDigests") or []), None),
             "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }

@@ -10,7 +10,7 @@ from typing import Any
 from .. import catalogue as _catalogue
 from .. import profiles as _profiles
 from ..errors import StagelabError
-from ..sizes import HISTORY_LABEL, image_size
+from ..sizes import HISTORY_LABEL, image_size, stored_size
 from ..units import human_size
 from .common import (
     MissingBaseImage, PREPARE_FIX, StandIn, _bpd, _client, _get_image, _read_upstream_record,
@@ -26,12 +26,21 @@ class BaseStatus:
     role: str
     image: str
     present: bool
-    size: int | None                    # stagelab.sizes.image_size: sum of docker history, uncompressed
+    size: int | None                    # stagelab.sizes.stored_size: sum of docker history (size_label says what)
     image_id: str | None
     imitates: str | None = None
     digest: str | None = None
     up_to_date: bool | None = None      # offline: built from the current recipe (None: unknown)
     note: str = ""
+    size_label: str = HISTORY_LABEL     # uncompressed on the classic store, disk usage on the containerd store
+
+
+def _sized(client: Any, img: Any) -> dict[str, Any]:
+    """``size`` and ``size_label`` of a present image (metadata only: the Setup cells stay fast)."""
+    if img is None:
+        return {"size": None}
+    size, label = stored_size(client, img)
+    return {"size": size, "size_label": label}
 
 
 def status(profile: Any = None, *, helpers: bool = False) -> list[BaseStatus]:
@@ -62,8 +71,8 @@ def status(profile: Any = None, *, helpers: bool = False) -> list[BaseStatus]:
         digest = None
         if img is not None:
             digest = next(iter(img.attrs.get("RepoDigests") or []), None) or record.get(ref, {}).get("digest")
-        out.append(BaseStatus(role.arg, ref, img is not None, image_size(client, img) if img else None,
-                              img.id if img else None, imitates=ref, digest=digest))
+        out.append(BaseStatus(role=role.arg, image=ref, present=img is not None, image_id=img.id if img else None,
+                              imitates=ref, digest=digest, **_sized(client, img)))
     return out
 
 
@@ -73,8 +82,8 @@ def _offline_status(client, arg: str, s: StandIn, ca: dict[str, str]) -> BaseSta
     if img is not None:
         labels = (img.attrs.get("Config") or {}).get("Labels") or {}
         up = _up_to_date(s, labels, ca)
-    return BaseStatus(arg, s.tag, img is not None, image_size(client, img) if img else None,
-                      img.id if img else None, imitates=s.imitates, up_to_date=up)
+    return BaseStatus(role=arg, image=s.tag, present=img is not None, image_id=img.id if img else None,
+                      imitates=s.imitates, up_to_date=up, **_sized(client, img))
 
 
 def status_text(rows: Iterable[BaseStatus], profile: Any = None) -> str:
@@ -83,7 +92,8 @@ def status_text(rows: Iterable[BaseStatus], profile: Any = None) -> str:
     if profile is not None:
         prof = _resolve(profile)
         lines.append(f"profile: {prof.name} ({prof.reason})")
-    lines.append(f"size: {HISTORY_LABEL}")
+    rows = list(rows)
+    lines.append(f"size: {next((r.size_label for r in rows if r.size is not None), HISTORY_LABEL)}")
     for r in rows:
         state = "present" if r.present else "MISSING"
         if r.present and r.up_to_date is False:

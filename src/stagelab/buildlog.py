@@ -108,11 +108,16 @@ class ClassicLog:
 
     @property
     def dockerfile_total(self) -> int:
-        """M of "Step N/M" without the LABEL steps the API appends: the Dockerfile's own count."""
+        """M of "Step N/M" without the LABEL steps the API appends: the Dockerfile's own count.
+
+        Once a step line was read and the appended label keys are known, that is the log's M
+        minus one LABEL per key: exact with ``--target`` too, where the classic builder counts
+        only the stages up to the target. Before that, the Dockerfile's instruction count.
+        """
+        if self._added_labels and self.builder_total > len(self._added_labels):
+            return self.builder_total - len(self._added_labels)
         if self._dockerfile is not None and self._dockerfile.instructions:
             return len(self._dockerfile.instructions)
-        if self.builder_total > len(self._added_labels):
-            return self.builder_total - len(self._added_labels)
         return self.builder_total
 
     @property

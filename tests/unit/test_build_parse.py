@@ -474,14 +474,27 @@ class FakeImages:
 
 
 class FakeAPI:
-    def __init__(self, chunks, exc=None):
-        self.chunks, self.exc, self.kwargs = chunks, exc, None
+    """A classic builder: ``{M}`` in a chunk becomes its step count, the Dockerfile's
+    ``instructions`` plus one LABEL step per label passed (as the engine counts them);
+    a ``{"labels": True}`` chunk becomes those LABEL steps."""
+
+    def __init__(self, chunks, exc=None, instructions=4):
+        self.chunks, self.exc, self.kwargs, self.instructions = chunks, exc, None, instructions
 
     def build(self, **kwargs):
         self.kwargs = kwargs
+        labels = sorted((kwargs.get("labels") or {}).items())
+        total = self.instructions + len(labels)
 
         def gen():
-            yield from self.chunks
+            for chunk in self.chunks:
+                if chunk.get("labels"):
+                    for n, (key, value) in enumerate(labels, self.instructions + 1):
+                        yield {"stream": f"Step {n}/{total} : LABEL {key}={value}\n"}
+                elif "stream" in chunk:
+                    yield {"stream": chunk["stream"].replace("{M}", str(total))}
+                else:
+                    yield chunk
             if self.exc is not None:
                 raise self.exc
         return gen()
@@ -530,9 +543,9 @@ def use_client(monkeypatch, client):
 
 
 OK_CHUNKS = [
-    {"stream": "Step 1/7 : ARG GOLANG_IMAGE=golang:1.22"}, {"stream": "\n"},
-    {"stream": "Step 2/7 : FROM ${GOLANG_IMAGE}"}, {"stream": "\n"}, {"stream": " ---> 1234\n"},
-    {"stream": "Step 3/7 : COPY a /a"}, {"stream": "\n"}, {"stream": " ---> Using cache\n"},
+    {"stream": "Step 1/{M} : ARG GOLANG_IMAGE=golang:1.22"}, {"stream": "\n"},
+    {"stream": "Step 2/{M} : FROM ${GOLANG_IMAGE}"}, {"stream": "\n"}, {"stream": " ---> 1234\n"},
+    {"stream": "Step 3/{M} : COPY a /a"}, {"stream": "\n"}, {"stream": " ---> Using cache\n"},
     {"stream": " ---> abcd\n"},
     {"aux": {"ID": "sha256:" + "b" * 64}},
     {"stream": "Successfully built " + "b" * 12 + "\n"},
@@ -578,14 +591,16 @@ def test_build_context_without_base_args_needs_no_profile(monkeypatch, tmp_path)
     docker.errors.APIError("500 Server Error: Internal Server Error"),
 ])
 def test_engine_stopping_mid_build_gives_one_clear_error(monkeypatch, context, fake_profiles, exc):
-    use_client(monkeypatch, FakeClient(OK_CHUNKS[:7], exc=exc))
+    client = FakeClient(OK_CHUNKS[:7], exc=exc)
+    use_client(monkeypatch, client)
     with pytest.raises(B.BuildFailed) as info:
         B.build_context(context, "Dockerfile", tag="t:1", progress="none")
     err = info.value
     assert "engine stopped answering during step 3/4" in err.message
     assert err.instruction == "COPY a /a"
     assert "stagelab doctor" in err.fix
-    assert "the log counts 7 steps: the Dockerfile's 4 + 3 LABEL steps" in err.tail_title, err.tail_title
+    n = len(client.api.kwargs["labels"])
+    assert f"the log counts {4 + n} steps: the Dockerfile's 4 + {n} LABEL steps" in err.tail_title, err.tail_title
 
 
 def test_stream_that_just_ends_is_not_a_success(monkeypatch, context, fake_profiles):
@@ -779,9 +794,7 @@ def _recording(monkeypatch) -> list[RecordingProgress]:
 
 def test_progress_sees_dockerfile_steps_and_one_label_line(monkeypatch, context, fake_profiles):
     made = _recording(monkeypatch)
-    labels = ["org.stagelab.lab=true", "org.stagelab.namespace=unit", "org.stagelab.profile=offline"]
-    chunks = (OK_CHUNKS[:-2] + [{"stream": f"Step {n}/7 : LABEL {label}\n"} for n, label in zip((5, 6, 7), labels)]
-              + OK_CHUNKS[-2:])
+    chunks = OK_CHUNKS[:-2] + [{"labels": True}] + OK_CHUNKS[-2:]
     use_client(monkeypatch, FakeClient(chunks))
     result = B.build_context(context, "Dockerfile", tag="t:1")
     assert result.steps_total == 1 and result.steps_cached == 1
@@ -821,3 +834,16 @@ def test_buildkit_steps_of_a_mixed_case_stage_get_their_dockerfile_numbers():
     log = L.BuildkitLog(df)
     log.feed("#5 [builder 2/2] RUN go version\n")
     assert log.take_new_steps() == [(2, "RUN go version")]
+
+
+def test_classic_target_counts_only_the_stages_up_to_it():
+    """With --target the classic builder numbers the stages up to the target only (then one LABEL
+    per label): the Dockerfile's own total is the log's M minus the labels, not the file's count."""
+    model = D.parse("FROM scratch AS base\nCOPY a /a\nFROM base AS test\nRUN x\nCOPY b /b\n")
+    log = L.ClassicLog(added_labels=["k1", "k2"], dockerfile=model)
+    for line in ["Step 1/4 : FROM scratch AS base", " ---> 1", "Step 2/4 : COPY a /a", " ---> 2",
+                 "Step 3/4 : LABEL k1=v", " ---> 3"]:
+        log.feed({"stream": line + "\n"})
+    assert log.dockerfile_total == 2          # base's two instructions, not the file's five
+    assert log.in_added_labels                # step 3 is the lab's LABEL, after the target's last step
+    assert E.learner_step(log)[3] == "the lab's labelling of the image, after step 2/2"

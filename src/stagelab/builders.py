@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -72,21 +71,11 @@ def engine_builder(client: Any) -> str:
     return "buildkit" if version == "2" else "classic"
 
 
-@functools.lru_cache(maxsize=8)
-def _cli_has_buildx(path: str) -> bool:
-    from .engine import _has_buildx
-
-    return _has_buildx(path)
-
-
 def buildkit_cli() -> tuple[str, bool] | None:
     """(docker CLI path, whether it has buildx) for BuildKit builds, or None when there is none."""
-    from .engine import buildkit_cli as find
+    from .engine import buildkit_cli_found
 
-    path = find()
-    if path is None:
-        return None
-    return path, _cli_has_buildx(path)
+    return buildkit_cli_found()
 
 
 def wanted_builder(requested: str | None = None) -> str:
@@ -99,12 +88,15 @@ def wanted_builder(requested: str | None = None) -> str:
     return wanted
 
 
-def choose_builder(requested: str | None, client: Any) -> str:
-    """``requested`` (or ``STAGELAB_BUILDER``, default ``auto``) resolved to "classic" or "buildkit"."""
+def choose_builder(requested: str | None, client: Any, *, default: str | None = None) -> str:
+    """``requested`` (or ``STAGELAB_BUILDER``, default ``auto``) resolved to "classic" or "buildkit".
+
+    ``default``: the engine's default builder when the caller already asked (:func:`engine_builder`).
+    """
     wanted = wanted_builder(requested)
     if wanted != "auto":
         return wanted
-    if engine_builder(client) == "buildkit" and buildkit_cli() is not None:
+    if (default or engine_builder(client)) == "buildkit" and buildkit_cli() is not None:
         return "buildkit"
     return "classic"
 
@@ -113,7 +105,7 @@ def describe(client: Any) -> str:
     """One line naming the builder ``auto`` picks here and why (doctor, the Setup cell)."""
     default = engine_builder(client)
     try:
-        chosen = choose_builder(None, client)
+        chosen = choose_builder(None, client, default=default)
     except StagelabError as exc:  # a wrong STAGELAB_BUILDER: doctor says so instead of failing
         return f"? ({exc.message} Fix: {exc.fix})"
     source = ("STAGELAB_BUILDER" if os.environ.get("STAGELAB_BUILDER", "auto").lower() != "auto"

@@ -146,11 +146,12 @@ def _has_buildx(path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def buildkit_cli() -> str | None:
-    """A docker CLI that can run ``DOCKER_BUILDKIT=1 docker build`` (notebook 06), or None.
+def buildkit_cli_found() -> tuple[str, bool] | None:
+    """(docker CLI path, whether it has buildx) that can run BuildKit builds, or None; searched once.
 
     A client with the buildx plugin works; so does a classic client older than 23.0,
-    which has BuildKit built in. ``STAGELAB_DOCKER_CLI`` overrides the search.
+    which has BuildKit built in. ``STAGELAB_DOCKER_CLI`` overrides the search. Used by
+    :func:`buildkit_cli` and ``stagelab.builders`` (which command a BuildKit build runs).
     """
     override = os.environ.get("STAGELAB_DOCKER_CLI")
     candidates: list[str] = [override] if override else []
@@ -160,11 +161,17 @@ def buildkit_cli() -> str | None:
             candidates.append(path)
     for path in candidates:
         if _has_buildx(path):
-            return path
+            return path, True
         version = _cli_version(path)
         if version and _version_tuple(version)[:1] and _version_tuple(version)[0] < 23:
-            return path
+            return path, False
     return None
+
+
+def buildkit_cli() -> str | None:
+    """A docker CLI that can run BuildKit builds (doctor, notebooks 04, 06, 09), or None."""
+    found = buildkit_cli_found()
+    return found[0] if found else None
 
 
 @dataclass

@@ -654,7 +654,7 @@ def test_buildkit_unavailable_names_what_to_install(monkeypatch, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     monkeypatch.setitem(sys.modules, "stagelab.profiles", None)
     use_client(monkeypatch, FakeClient([]))
-    monkeypatch.setattr(stagelab.engine, "buildkit_cli", lambda: None)
+    monkeypatch.setattr(stagelab.engine, "buildkit_cli_found", lambda: None)
     with pytest.raises(B.BuildkitUnavailable) as info:
         B.build_context(tmp_path, "Dockerfile", tag="t:1", builder="buildkit", progress="none")
     assert "buildx" in info.value.fix and "docker.io" in info.value.fix

@@ -474,9 +474,9 @@ def fetch_works(hint: str) -> Rule:
 
     @_rule(F.FETCH, F.CA_CERTIFICATES)
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
-        got = facts.get(F.FETCH)
-        if got is None or facts.get(F.START_ERROR) or facts.get(F.CA_CERTIFICATES) is None:
-            return None   # not tried: starts / file_present report why
+        got, ca = facts.get(F.FETCH), facts.get(F.CA_CERTIFICATES)
+        if got is None or facts.get(F.START_ERROR) or not (isinstance(ca, int) and ca > 0):
+            return None   # not tried, or no usable bundle: starts / file_present / ca_bundle_parses say why
         code, body = got
         if code == 200:
             return None

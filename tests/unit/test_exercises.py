@@ -260,8 +260,12 @@ def test_03_rejects_an_empty_bundle_and_a_failing_fetch():
     facts = {"start_error": None, "GET /time?tz=Europe/Paris": (200, {"tz": "Europe/Paris"}),
              "GET /whoami": (200, {"user": "nonroot"}), "ca_certificates": "the file is empty",
              "GET /fetch": (502, {"error": "x509: certificate signed by unknown authority"})}
-    text = "\n".join(exercises.evaluate("03-scratch-essentials", good, None, facts).feedback)
+    feedback = exercises.evaluate("03-scratch-essentials", good, None, facts).feedback
+    text = "\n".join(feedback)
     assert "holds no certificate (the file is empty)" in text
+    assert "answered 502" not in text, feedback   # one cause, one message: the bundle
+    facts["ca_certificates"] = 140   # a real bundle at the wrong path: the fetch is what fails
+    text = "\n".join(exercises.evaluate("03-scratch-essentials", good, None, facts).feedback)
     assert "answered 502 (x509: certificate signed by unknown authority)" in text
     facts.update({"ca_certificates": 140, "GET /fetch": (200, {"status": 200})})
     assert exercises.evaluate("03-scratch-essentials", good, None, facts).passed

@@ -4,11 +4,11 @@ Used by :mod:`stagelab.inspect` (``ImageReport.size``), by notebook 01's size-de
 check (:func:`check_size`) and by ``stagelab.compare`` / ``stagelab.scorecard`` captions.
 
 The lab's size is **the sum of the uncompressed layers**: the bytes of the files each
-layer's tar adds (what ``docker history`` adds up to, and what ``docker image ls``
-shows on the classic image store). The engine's own ``Size`` is *not* that everywhere:
+layer's tar adds (what ``docker history`` adds up to and ``docker image ls`` shows on the
+classic image store). The engine's own numbers are *not* that everywhere:
 
 * classic store (Engine 20.10 to 28 by default, ``overlay2``): ``Size`` is the sum of the
-  uncompressed layers, and ``docker image ls`` shows it;
+  uncompressed layers, ``docker image ls`` shows it and ``docker history`` adds up to it;
 * containerd image store (Engine 29 and Docker Desktop on fresh installs; driver type
   ``io.containerd.snapshotter.v1``): ``Size`` is the *compressed* content, and
   ``docker image ls`` shows content plus the unpacked snapshot (about both added up).

@@ -18,7 +18,8 @@ classic image store). The engine's own numbers are *not* that everywhere:
   layers unpacked into blocks (:func:`entry_disk_usage`), not against its size.
 
 So the lab never reports the engine's ``Size`` as its size, nor, on the containerd store,
-the sum of ``docker history``.
+the sum of ``docker history`` (where only metadata is read, :func:`stored_size`, that sum is
+shown labelled "on disk").
 """
 from __future__ import annotations
 

@@ -169,11 +169,16 @@ class Exercise:
     notebook: str = ""
     task: str = ""
     hints: Mapping[str, str] = field(default_factory=dict)   # nudge, concept, solution
-    probe_paths: tuple[str, ...] = ()   # run the image and GET these (facts["GET <path>"])
     builder: str | None = None       # None: the engine's default builder (STAGELAB_BUILDER); "buildkit" for secrets
     secret_id: str | None = None        # BuildKit --secret id the check passes DEMO_TOKEN as
     secret_build_arg: str | None = None  # a build arg that also receives DEMO_TOKEN (to measure a leak)
     on_build_failure: tuple[str, ...] = ()
+
+    @property
+    def probe_paths(self) -> tuple[str, ...]:
+        """The paths the check GETs from the running image: those its rules read (``GET <path>`` facts)."""
+        return tuple(dict.fromkeys(need[4:] for rule in self.rules for need in rule.needs
+                                   if need.startswith("GET ") and need != F.FETCH))
 
     @property
     def variant(self) -> str:
@@ -211,6 +216,11 @@ def starter_dir(name: str) -> Path:
     return starters_root() / name
 
 
+#: The fields of ``exercise.toml`` (anything else is a mistake the loader names).
+TOML_FIELDS = frozenset({"title", "app", "notebook", "task", "hints", "builder", "secret_id", "secret_build_arg",
+                         "on_build_failure"})
+
+
 def _load(name: str) -> Exercise:
     path = starter_dir(name) / "exercise.toml"
     try:
@@ -222,10 +232,15 @@ def _load(name: str) -> Exercise:
     if missing or tiers:
         raise ExerciseDataError(f"{path} lacks {', '.join(missing + [f'hints.{t}' for t in tiers])}.",
                                 "add the field (see another exercise.toml in notebooks/starters/)")
+    unknown = sorted(set(data) - TOML_FIELDS)
+    if unknown:
+        raise ExerciseDataError(f"{path} has field(s) the lab does not read: {', '.join(unknown)}.",
+                                f"remove them (known: {', '.join(sorted(TOML_FIELDS))}); what the check runs, "
+                                "GETs and searches comes from its rules (stagelab.exercises.RULES)")
     return Exercise(
         name=name, app=data["app"], title=data["title"], rules=RULES[name], notebook=data.get("notebook", ""),
         task=" ".join(data.get("task", "").split()), hints=dict(data["hints"]),
-        probe_paths=tuple(data.get("probe_paths", ())), builder=data.get("builder"),
+        builder=data.get("builder"),
         secret_id=data.get("secret_id"), secret_build_arg=data.get("secret_build_arg"),
         on_build_failure=tuple(data.get("on_build_failure", ())),
     )

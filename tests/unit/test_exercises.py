@@ -202,6 +202,10 @@ def test_a_broken_exercise_toml_is_one_clear_error(tmp_path: Path, monkeypatch):
     with pytest.raises(exercises.ExerciseDataError) as err:
         exercises.get("02-go-to-scratch")
     assert "hints.nudge" in err.value.message and "exercise.toml" in err.value.fix
+    toml.write_text('probe_paths = ["/healthz"]\n' + toml.read_text().replace("nudge_typo =", "nudge ="))
+    with pytest.raises(exercises.ExerciseDataError) as err:
+        exercises.get("02-go-to-scratch")
+    assert "does not read: probe_paths" in err.value.message and "RULES" in err.value.fix
 
 
 def test_hint_gives_the_next_tier_each_call_and_remembers_it(tmp_path: Path, monkeypatch):

@@ -170,7 +170,6 @@ class Exercise:
     task: str = ""
     hints: Mapping[str, str] = field(default_factory=dict)   # nudge, concept, solution
     builder: str | None = None       # None: the engine's default builder (STAGELAB_BUILDER); "buildkit" for secrets
-    secret_id: str | None = None        # BuildKit --secret id the check passes DEMO_TOKEN as
     secret_build_arg: str | None = None  # a build arg that also receives DEMO_TOKEN (to measure a leak)
     on_build_failure: tuple[str, ...] = ()
 
@@ -179,6 +178,11 @@ class Exercise:
         """The paths the check GETs from the running image: those its rules read (``GET <path>`` facts)."""
         return tuple(dict.fromkeys(need[4:] for rule in self.rules for need in rule.needs
                                    if need.startswith("GET ") and need != F.FETCH))
+
+    @property
+    def secret_id(self) -> str | None:
+        """The BuildKit ``--secret`` id the check passes DEMO_TOKEN as: the one its rules name."""
+        return next((rule.secret for rule in self.rules if rule.secret), None)
 
     @property
     def variant(self) -> str:
@@ -217,7 +221,7 @@ def starter_dir(name: str) -> Path:
 
 
 #: The fields of ``exercise.toml`` (anything else is a mistake the loader names).
-TOML_FIELDS = frozenset({"title", "app", "notebook", "task", "hints", "builder", "secret_id", "secret_build_arg",
+TOML_FIELDS = frozenset({"title", "app", "notebook", "task", "hints", "builder", "secret_build_arg",
                          "on_build_failure"})
 
 
@@ -241,7 +245,7 @@ def _load(name: str) -> Exercise:
         name=name, app=data["app"], title=data["title"], rules=RULES[name], notebook=data.get("notebook", ""),
         task=" ".join(data.get("task", "").split()), hints=dict(data["hints"]),
         builder=data.get("builder"),
-        secret_id=data.get("secret_id"), secret_build_arg=data.get("secret_build_arg"),
+        secret_build_arg=data.get("secret_build_arg"),
         on_build_failure=tuple(data.get("on_build_failure", ())),
     )
 

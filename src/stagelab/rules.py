@@ -46,6 +46,7 @@ class Rule:
     check: Check
     needs: frozenset[str] = frozenset({IMAGE})
     paths: tuple[str, ...] = ()     # files of the image the rule reads (ELF sections, CA bundle)
+    secret: str | None = None       # the BuildKit --secret id the check must pass for this rule
 
     def __call__(self, report: Any, build: Any, facts: Facts) -> str | None:
         return self.check(report, build, facts)
@@ -56,8 +57,8 @@ class Rule:
         return self.needs <= {F.DOCKERFILE, F.CONTEXT_FILES}
 
 
-def _rule(*needs: str, paths: tuple[str, ...] = ()) -> Callable[[Check], Rule]:
-    return lambda fn: Rule(fn, frozenset(needs or (IMAGE,)), paths)
+def _rule(*needs: str, paths: tuple[str, ...] = (), secret: str | None = None) -> Callable[[Check], Rule]:
+    return lambda fn: Rule(fn, frozenset(needs or (IMAGE,)), paths, secret)
 
 
 def _file(report: Any, path: str) -> Any:
@@ -126,7 +127,7 @@ def final_base(arg: str, word: str, hint: str) -> Rule:
 def secret_mount(secret_id: str, hint: str) -> Rule:
     """Fails unless a RUN of a stage before the final one mounts the BuildKit secret ``secret_id``."""
 
-    @_rule(F.DOCKERFILE)
+    @_rule(F.DOCKERFILE, secret=secret_id)
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
         df = facts[F.DOCKERFILE]
         stages = df.stages[:-1] if len(df.stages) > 1 else df.stages
@@ -489,7 +490,7 @@ def fetch_works(hint: str) -> Rule:
 def fails_without_secret(secret_id: str) -> Rule:
     """Fails when a build without ``--secret id=<secret_id>`` succeeds (the build ignores the secret)."""
 
-    @_rule(F.WITHOUT_SECRET)
+    @_rule(F.WITHOUT_SECRET, secret=secret_id)
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
         if facts.get(F.WITHOUT_SECRET) != "succeeded":
             return None

@@ -304,7 +304,9 @@ def _app_sources(app: str) -> list[Path]:
     root = repo_root() / "apps" / app
     if not root.is_dir():
         raise StagelabError(f"No app folder {root}.", "run the notebook from the lab's checkout")
-    skip_dirs = {"lessons", "node_modules", "dist", ".git"}
+    from .workspace import SKIPPED   # one list of the host artefacts a build must never see
+
+    skip_dirs = set(SKIPPED)
     out = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)

@@ -214,12 +214,10 @@ def build(
     Used by every notebook that builds.
     """
     from . import naming
-    from .profiles import active_profile
     from .variants import get_variant
 
     var = get_variant(app, variant)
-    profile_name = active_profile(profile).name
-    labels = naming.lab_labels(app=app, variant=variant, profile=profile_name)
+    labels = naming.lab_labels(app=app, variant=variant)   # build_context adds the profile it resolves
     return build_context(
         var.context, var.dockerfile, tag=naming.image_tag(app, variant), target=var.target or None,
         profile=profile, builder=builder, labels=labels, nocache=nocache, progress=progress,

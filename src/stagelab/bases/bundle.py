@@ -44,7 +44,8 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
     """
     name, tags = _bundle_tags(profile, images)
     client = _client(timeout=1800)
-    missing = [t for t in tags if _get_image(client, t) is None]
+    found = {t: _get_image(client, t) for t in tags}
+    missing = [t for t, img in found.items() if img is None]
     if missing:
         raise MissingBaseImage(
             f"Cannot export the {name} bundle: {len(missing)} image(s) are not on this engine: "
@@ -53,7 +54,7 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
         )
     entries, size_label = [], ""
     for tag in tags:
-        img = client.images.get(tag)
+        img = found[tag]
         size, size_label = stored_size(client, img)
         entries.append({"tag": tag, "id": img.id, "size": size,
                         "imitates": ((img.attrs.get("Config") or {}).get("Labels") or {}).get(IMITATES_LABEL)})

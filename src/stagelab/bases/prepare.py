@@ -242,8 +242,9 @@ def _build_plan(plan: list[StandIn], rebuild: bool, progress: Any, workers: int)
     client = _client()
     todo: list[StandIn] = []
     rebuilt: set[str] = set()
+    present: dict[str, Any] = {}
     for s in plan:
-        img = _get_image(client, s.tag)
+        img = present[s.tag] = _get_image(client, s.tag)
         labels = ((img.attrs.get("Config") or {}).get("Labels") or {}) if img is not None else {}
         parent_rebuilt = any(t in rebuilt for t in (s.base, s.after) if t)
         if rebuild or img is None or parent_rebuilt or not _up_to_date(s, labels, ca):
@@ -254,8 +255,7 @@ def _build_plan(plan: list[StandIn], rebuild: bool, progress: Any, workers: int)
     index = {s.tag: i + 1 for i, s in enumerate(plan)}
     for s in plan:
         if s not in todo:
-            img = _get_image(client, s.tag)
-            emit(PrepareEvent(index[s.tag], total, s.tag, "present", **_sized(client, img),
+            emit(PrepareEvent(index[s.tag], total, s.tag, "present", **_sized(client, present[s.tag]),
                               message="present, up to date"))
     if not todo:
         close(f"all {total} offline base images present ({time.monotonic() - started:.1f} s)", True)
@@ -413,8 +413,10 @@ def _prepare_upstream(prof: _profiles.Profile, roles: list[str] | None, rebuild:
     for i, role in enumerate(wanted, 1):
         ref = prof.images[role.arg]
         img = _get_image(client, ref)
+        sized: dict[str, Any] = {}
         if img is not None and not rebuild:
-            emit(PrepareEvent(i, total, ref, "present", **_sized(client, img), message="present"))
+            sized = _sized(client, img)
+            emit(PrepareEvent(i, total, ref, "present", **sized, message="present"))
         else:
             emit(PrepareEvent(i, total, ref, "start"))
             t0 = time.monotonic()
@@ -424,10 +426,10 @@ def _prepare_upstream(prof: _profiles.Profile, roles: list[str] | None, rebuild:
                 emit(PrepareEvent(i, total, ref, "failed", message="pull failed"))
                 close(f"pulling {ref} failed", False)
                 raise
-            emit(PrepareEvent(i, total, ref, "pulled", seconds=time.monotonic() - t0,
-                              **_sized(client, img), message="pulled"))
+            sized = _sized(client, img)
+            emit(PrepareEvent(i, total, ref, "pulled", seconds=time.monotonic() - t0, **sized, message="pulled"))
         record[ref] = {
-            "role": role.arg, "id": img.id, "size": stored_size(client, img)[0],
+            "role": role.arg, "id": img.id, "size": sized["size"], "size_label": sized["size_label"],
             "digest": next(iter(img.attrs.get("RepoDigests") or []), None),
             "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }

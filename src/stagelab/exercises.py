@@ -526,9 +526,8 @@ def _measure(ex: Exercise, tag: str, report: Any) -> dict[str, Any]:
                         facts[F.CA_CERTIFICATES] = str(exc)
         bundle = next((contents[p] for r in ex.rules if F.CA_CERTIFICATES in r.needs for p in r.paths
                        if p in contents), None)
-        ca = facts.get(F.CA_CERTIFICATES)
         if (F.FETCH in needs and bundle is not None and not facts.get(F.START_ERROR)
-                and isinstance(ca, int) and ca > 0):   # an unusable bundle is one failure, not two
+                and F.usable_bundle(facts.get(F.CA_CERTIFICATES))):   # an unusable bundle is one failure, not two
             try:
                 facts[F.FETCH] = F.fetch_through_lab(tag, ex.app, bundle, image_tag(ex.app, ex.variant + "-ca"))
             except StagelabError as exc:

@@ -165,6 +165,11 @@ def elf_sections(data: bytes) -> list[str]:
     return [n for n in names if n]
 
 
+def usable_bundle(count: Any) -> bool:
+    """True when the ``CA_CERTIFICATES`` fact says the bundle parsed to at least one certificate."""
+    return isinstance(count, int) and count > 0
+
+
 def count_certificates(data: bytes) -> int:
     """How many PEM blocks of a CA bundle parse as X.509 certificates; raises ValueError when none does.
 

@@ -28,7 +28,7 @@ from .catalogue import OFFLINE_PREFIX
 from .errors import StagelabError
 from .layers import ExportContents, ExportStreamError, FileEntry  # FileEntry re-exported: the tree's nodes
 from .naming import APP_LABEL, PROFILE_LABEL, VARIANT_LABEL
-from .sizes import IMAGE_LS_MEANING, SIZE_LABEL, engine_facts, history_label, history_size
+from .sizes import CONTAINERD_STORE, IMAGE_LS_MEANING, SIZE_LABEL, engine_facts, history_label, history_size
 from .surface import Surface, surface_of, user_is_root
 from .units import human_size
 
@@ -264,7 +264,8 @@ class ImageReport:
         if self.compressed_size is not None:
             rows.append((f"size, {COMPRESSED_LABEL}", human_size(self.compressed_size)))
         if self.history_size is not None and self.contents:
-            what = "on disk: files rounded up to 4 KiB blocks" if self.image_store == "containerd" else "cross-check"
+            what = ("on disk: files rounded up to 4 KiB blocks" if self.image_store == CONTAINERD_STORE
+                    else "cross-check")
             rows.append((f"sum of docker history ({what})", human_size(self.history_size)))
         if self.engine:
             rows.append(("engine", self.engine + (f", {self.builder} builder" if self.builder else "")))

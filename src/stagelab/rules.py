@@ -463,7 +463,7 @@ def ca_bundle_parses(path: str, hint: str) -> Rule:
     @_rule(F.CA_CERTIFICATES, paths=(path,))
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
         got = facts.get(F.CA_CERTIFICATES)
-        if got is None or (isinstance(got, int) and got > 0):
+        if got is None or F.usable_bundle(got):
             return None   # not read (file_present names a missing bundle), or fine
         return f"{path} is in your image but holds no certificate ({got}): {hint}"
 
@@ -476,7 +476,7 @@ def fetch_works(hint: str) -> Rule:
     @_rule(F.FETCH, F.CA_CERTIFICATES)
     def rule(report: Any, build: Any, facts: Facts) -> str | None:
         got, ca = facts.get(F.FETCH), facts.get(F.CA_CERTIFICATES)
-        if got is None or facts.get(F.START_ERROR) or not (isinstance(ca, int) and ca > 0):
+        if got is None or facts.get(F.START_ERROR) or not F.usable_bundle(ca):
             return None   # not tried, or no usable bundle: starts / file_present / ca_bundle_parses say why
         code, body = got
         if code == 200:

@@ -287,7 +287,7 @@ def test_history_is_the_bytes_on_classic_and_the_blocks_on_containerd(lab):
     check = sizes.check_size(report)
     assert report.size == 200_000, report.size
     assert check.disk_usage >= 2_000 * sizes.BLOCK, check.disk_usage
-    if report.image_store == "containerd":
+    if report.image_store == sizes.CONTAINERD_STORE:
         assert check.history > 20 * report.size, check.describe()   # disk usage, not the bytes
         assert within(check.history, check.disk_usage, 0.01), check.describe()
     else:

@@ -55,8 +55,8 @@ def export_bundle(path: str | os.PathLike, profile: Any = None, *,
     entries, size_label = [], ""
     for tag in tags:
         img = found[tag]
-        size, size_label = stored_size(client, img)
-        entries.append({"tag": tag, "id": img.id, "size": size,
+        image_bytes, size_label = stored_size(client, img)
+        entries.append({"tag": tag, "id": img.id, "size": image_bytes,
                         "imitates": ((img.attrs.get("Config") or {}).get("Labels") or {}).get(IMITATES_LABEL)})
     emit, close = _make_progress(progress, f"export {len(tags)} images", 2)
     target = Path(path).expanduser().resolve()

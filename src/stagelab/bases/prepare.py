@@ -25,7 +25,6 @@ from .. import naming
 from .. import catalogue as _catalogue
 from .. import profiles as _profiles
 from .. import versions as _versions
-from ..sizes import stored_size
 from . import common as _common
 from .common import (
     BASE_LABEL, BasePrepareFailed, DIFFERS_LABEL, EXTRA_CA_LABEL, IMITATES_LABEL, PREPARE_FIX,
@@ -34,14 +33,8 @@ from .common import (
     base_cache, standin,
 )
 from .inputs import _extra_ca_info, _go_tree, _node_tree, _recipe_hash, _slim_tar, _up_to_date, _uses_ca
-from .status import BaseStatus, status
+from .status import BaseStatus, _sized, status
 
-
-
-def _sized(client: Any, image: Any) -> dict[str, Any]:
-    """``size`` and ``size_label`` of a prepare event: the image's metadata size and what it measured here."""
-    size, label = stored_size(client, image)
-    return {"size": size, "size_label": label}
 
 def _labels(s: StandIn, ca: dict[str, str]) -> dict[str, str]:
     if not _uses_ca(s):

@@ -36,7 +36,7 @@ class BaseStatus:
 
 
 def _sized(client: Any, img: Any) -> dict[str, Any]:
-    """``size`` and ``size_label`` of a present image (metadata only: the Setup cells stay fast)."""
+    """``size`` and ``size_label`` of an image (metadata only: the Setup cells stay fast); also prepare's events."""
     if img is None:
         return {"size": None}
     size, label = stored_size(client, img)
